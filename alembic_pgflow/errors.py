@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from alembic.util import CommandError
+
 
 def describe_location(flow: str | None, step: str | None = None, field: str | None = None) -> str:
     """Return ``flow 'x', step 'y', field 'z'`` for the parts that are known."""
@@ -43,3 +45,23 @@ class UnsupportedFeatureError(FlowDefinitionError):
 
 class PgflowSchemaMissingError(RuntimeError):
     """The database has no pgflow definition schema to read or write."""
+
+
+class PgflowCommandError(CommandError):
+    """An error the Alembic command line reports as ``FAILED: ...`` with exit code 1."""
+
+
+class FlowDiscoveryError(PgflowCommandError):
+    """A configured flow module could not be imported, or two flows share a slug."""
+
+
+class PgflowConfigurationError(PgflowCommandError):
+    """A ``pgflow_*`` setting has a value alembic-pgflow cannot use."""
+
+
+class FlowStructureChangedError(PgflowCommandError):
+    """Flows in code have another structure than the same slugs in the database."""
+
+
+class FlowMigrationError(PgflowCommandError):
+    """A flow cannot be migrated to the connected database (missing feature or schema)."""

@@ -81,8 +81,13 @@ def _check_text(text: str, path: str) -> None:
         raise PatternError(f"has text that is not valid Unicode at {path}") from error
 
 
-def canonical_json(value: Any) -> str:
-    """Write plain JSON data (numbers as int, float or Decimal) in the canonical form."""
+def canonical_json(value: Any, *, spaced: bool = False) -> str:
+    """Write plain JSON data (numbers as int, float or Decimal) in the canonical form.
+
+    ``spaced`` puts a space after ``,`` and ``:`` for text meant to be read; checksums use the
+    compact form.
+    """
+    comma, colon = (", ", ": ") if spaced else (",", ":")
     if value is None:
         return "null"
     if value is True:
@@ -94,9 +99,12 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, int | float | Decimal):
         return _canonical_number(value)
     if isinstance(value, Mapping):
-        items = sorted(value.items())
-        return "{" + ",".join(f"{canonical_json(k)}:{canonical_json(v)}" for k, v in items) + "}"
-    return "[" + ",".join(canonical_json(item) for item in value) + "]"
+        items = [
+            f"{canonical_json(key)}{colon}{canonical_json(item, spaced=spaced)}"
+            for key, item in sorted(value.items())
+        ]
+        return "{" + comma.join(items) + "}"
+    return "[" + comma.join(canonical_json(item, spaced=spaced) for item in value) + "]"
 
 
 def _canonical_number(number: int | float | Decimal) -> str:

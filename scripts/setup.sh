@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install alembic-pgflow with its test and dev tools into it.
+# Create a virtual environment (once) and install alembic-pgflow with its test and dev tools.
+# Usage: scripts/setup.sh [VENV_DIR [EXTRA_REQUIREMENT ...]]   (default: .venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+venv="${1:-.venv}"
+shift || true
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
+"${pip[@]}" install --upgrade pip
+"${pip[@]}" install -e '.[dev]' "$@"

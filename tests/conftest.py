@@ -25,6 +25,7 @@ from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from alembic_pgflow.dev_schema import dev_schema_sql
+from tests.alembic_project import AlembicProject
 
 TEST_DSN_VARIABLE = "ALEMBIC_PGFLOW_TEST_DSN"
 TEST_DATABASE = "alembic_pgflow_test"
@@ -128,3 +129,9 @@ def database_url(postgresql: psycopg.Connection) -> str:
         f"postgresql+psycopg://{info.user}{password}@/{info.dbname}"
         f"?host={info.host}&port={info.port}"
     )
+
+
+@pytest.fixture
+def alembic_project(tmp_path: Path, database_url: str) -> AlembicProject:
+    """A fresh ``alembic init`` project set up for alembic-pgflow, on this test's database."""
+    return AlembicProject.create(tmp_path / "project", database_url)

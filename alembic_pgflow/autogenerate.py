@@ -1,0 +1,158 @@
+"""The Alembic autogenerate comparator for pgflow flows.
+
+For each slug: a new flow becomes a :class:`~alembic_pgflow.operations.CreateFlowOp`, changed
+options an :class:`~alembic_pgflow.operations.UpdateFlowOptionsOp`, and a changed structure
+stops autogenerate with :class:`~alembic_pgflow.errors.FlowStructureChangedError` before any
+file is written. Flows only in the database are reported, never dropped. Registration happens
+once, when ``alembic_pgflow`` is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from alembic.autogenerate import comparators
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations.ops import MigrateOperation, UpgradeOps
+
+from alembic_pgflow.comparison import FlowComparison, FlowStatus, compare, structure_change_report
+from alembic_pgflow.compiler import add_step_sql, check_features, create_flow_sql
+from alembic_pgflow.database import PgflowCatalog, read_catalog
+from alembic_pgflow.differences import next_free_slug
+from alembic_pgflow.discovery import DiscoveredFlow, discover_flows
+from alembic_pgflow.errors import (
+    FlowMigrationError,
+    FlowStructureChangedError,
+    PgflowCommandError,
+    PgflowSchemaMissingError,
+    UnsupportedFeatureError,
+)
+from alembic_pgflow.migration_sql import creation_guard_sql, removal_statements
+from alembic_pgflow.operations import CreateFlowOp, UpdateFlowOptionsOp
+from alembic_pgflow.releases import OLDEST_SUPPORTED, Feature
+from alembic_pgflow.settings import PgflowSettings, read_settings
+from alembic_pgflow.shape import shape_of
+
+log = logging.getLogger("alembic.alembic_pgflow")
+
+OBJECT_TYPE = "pgflow_flow"
+"""The ``type_`` that ``include_name`` and ``include_object`` hooks receive for flows."""
+
+
+def compare_flows(
+    autogen_context: AutogenContext, upgrade_ops: UpgradeOps, schemas: object
+) -> None:
+    """Append the operations that bring the database's flows in line with the code."""
+    migration_context = autogen_context.migration_context
+    if autogen_context.dialect is None or autogen_context.dialect.name != "postgresql":
+        return
+    settings = read_settings(migration_context.opts, migration_context.config)
+    if settings is None:
+        log.warning("alembic_pgflow is imported but pgflow_modules is not set: no flows compared")
+        return
+    upgrade_ops.ops.extend(plan_operations(autogen_context, settings))
+
+
+def plan_operations(
+    autogen_context: AutogenContext, settings: PgflowSettings
+) -> list[MigrateOperation]:
+    """The flow operations for one autogenerate run, or an error that explains why none."""
+    code = discover_flows(settings.modules)
+    try:
+        catalog = read_catalog(autogen_context.connection)
+    except PgflowSchemaMissingError as error:
+        raise FlowMigrationError(str(error)) from error
+    comparisons = [c for c in compare(code, catalog) if _included(autogen_context, c)]
+
+    changed = [c for c in comparisons if c.status is FlowStatus.STRUCTURE_CHANGED]
+    if changed:
+        raise FlowStructureChangedError(
+            structure_change_report(changed, taken=set(code) | set(catalog.flows))
+        )
+    tuned = [c for c in comparisons if c.status is FlowStatus.OPTIONS_CHANGED]
+    if tuned and settings.options_changes == "error":
+        details = "\n".join(f"  {c.slug}: {'; '.join(map(str, c.option_changes))}" for c in tuned)
+        raise PgflowCommandError(
+            "pgflow flow options changed, and pgflow_options_changes = error refuses option "
+            f"changes:\n{details}\nRevert them in code, or allow them with "
+            "pgflow_options_changes = update."
+        )
+
+    operations: list[MigrateOperation] = []
+    for comparison in comparisons:
+        if comparison.status is FlowStatus.NEW:
+            assert comparison.code is not None
+            operations.append(_create(comparison.code, catalog, taken=set(code)))
+        elif comparison.status is FlowStatus.OPTIONS_CHANGED:
+            operations.append(UpdateFlowOptionsOp(comparison.slug, comparison.option_changes))
+        elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
+            log.info(
+                "pgflow flow %r is in the database but in no configured module; it is left as "
+                "it is (autogenerate never drops flows)",
+                comparison.slug,
+            )
+    return operations
+
+
+def _create(found: DiscoveredFlow, catalog: PgflowCatalog, taken: set[str]) -> CreateFlowOp:
+    flow = found.flow
+    for slug in catalog.flows:
+        if slug.lower() == flow.slug.lower():
+            raise FlowMigrationError(
+                f"pgflow flow {flow.slug!r} ({found.location}) differs only in case from "
+                f"{slug!r} in the database; pgflow 0.17 treats them as one flow and older "
+                "releases give them one queue. Choose another slug."
+            )
+    if Feature.MAP_STEPS not in catalog.features:
+        raise FlowMigrationError(
+            f"the database's pgflow is older than {OLDEST_SUPPORTED}, which alembic-pgflow "
+            "needs; upgrade pgflow first"
+        )
+    try:
+        check_features(flow, catalog.features, "the connected database's pgflow schema")
+    except UnsupportedFeatureError as error:
+        raise FlowMigrationError(
+            f"{error} ({found.location}); upgrade pgflow in the database first, or remove "
+            "the feature from the flow"
+        ) from error
+    shape = shape_of(flow)
+    return CreateFlowOp(
+        slug=flow.slug,
+        structure_checksum=shape.structure_checksum,
+        guard=creation_guard_sql(
+            flow.slug,
+            shape.structure,
+            catalog.features,
+            next_free_slug(flow.slug, taken | set(catalog.flows)),
+        ),
+        statements=(create_flow_sql(flow), *(add_step_sql(flow.slug, s) for s in flow.steps)),
+        removal=tuple(removal_statements(flow.slug)),
+    )
+
+
+def _included(autogen_context: AutogenContext, comparison: FlowComparison) -> bool:
+    name_filters = cast(Any, autogen_context.run_name_filters)
+    if not name_filters(comparison.slug, OBJECT_TYPE, {"schema_name": "pgflow"}):
+        return False
+    stored = None if comparison.stored is None else comparison.stored.shape
+    subject = stored if comparison.code is None else comparison.code.flow
+    object_filters = cast(Any, autogen_context.run_object_filters)
+    return bool(
+        object_filters(subject, comparison.slug, OBJECT_TYPE, comparison.code is None, stored)
+    )
+
+
+def _register() -> None:
+    # The "default" qualifier: before Alembic 1.18, a dialect-qualified comparator would
+    # replace the built-in table comparators instead of running beside them.
+    try:
+        from alembic.util import DispatchPriority  # Alembic 1.18+
+    except ImportError:
+        comparators.dispatch_for("schema")(compare_flows)
+    else:
+        comparators.dispatch_for("schema", priority=DispatchPriority.LAST)(compare_flows)
+
+
+# Module import runs once per process, so the comparator is registered exactly once.
+_register()

@@ -1,0 +1,90 @@
+"""Compare the flows in code with the flows in the database, slug by slug."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from alembic_pgflow.database import PgflowCatalog, StoredFlow
+from alembic_pgflow.differences import (
+    OptionChange,
+    next_free_slug,
+    option_changes,
+    structure_differences,
+)
+from alembic_pgflow.discovery import DiscoveredFlow
+from alembic_pgflow.shape import FlowShape, shape_of
+
+
+class FlowStatus(enum.Enum):
+    """Where a flow stands between code and database."""
+
+    NEW = "new"
+    IN_SYNC = "in sync"
+    OPTIONS_CHANGED = "options changed"
+    STRUCTURE_CHANGED = "structure changed"
+    ONLY_IN_DATABASE = "only in database"
+
+
+@dataclass(frozen=True)
+class FlowComparison:
+    """One slug: its status, both sides, and what differs."""
+
+    slug: str
+    status: FlowStatus
+    code: DiscoveredFlow | None
+    stored: StoredFlow | None
+    structure_differences: tuple[str, ...] = ()
+    option_changes: tuple[OptionChange, ...] = ()
+
+    @property
+    def code_shape(self) -> FlowShape | None:
+        """The shape of the flow in code, if there is one."""
+        return None if self.code is None else shape_of(self.code.flow)
+
+
+def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[FlowComparison]:
+    """Every slug in code or database, in slug order, with its status."""
+    comparisons = []
+    for slug in sorted(set(code) | set(catalog.flows)):
+        found, stored = code.get(slug), catalog.flows.get(slug)
+        if found is None:
+            comparisons.append(FlowComparison(slug, FlowStatus.ONLY_IN_DATABASE, None, stored))
+        elif stored is None:
+            comparisons.append(FlowComparison(slug, FlowStatus.NEW, found, None))
+        else:
+            comparisons.append(_compare_one(slug, found, stored))
+    return comparisons
+
+
+def _compare_one(slug: str, found: DiscoveredFlow, stored: StoredFlow) -> FlowComparison:
+    wanted = shape_of(found.flow)
+    if wanted.structure != stored.shape.structure:
+        differences = structure_differences(stored.shape.structure, wanted.structure)
+        return FlowComparison(slug, FlowStatus.STRUCTURE_CHANGED, found, stored, tuple(differences))
+    changes = option_changes(stored.shape.options, wanted.options)
+    status = FlowStatus.OPTIONS_CHANGED if changes else FlowStatus.IN_SYNC
+    return FlowComparison(slug, status, found, stored, option_changes=tuple(changes))
+
+
+def structure_change_report(changed: list[FlowComparison], taken: set[str]) -> str:
+    """The message for flows whose structure changed: what, where, both checksums, what to do."""
+    blocks = []
+    for comparison in changed:
+        assert comparison.code is not None
+        assert comparison.stored is not None
+        wanted = shape_of(comparison.code.flow)
+        suggestion = next_free_slug(comparison.slug, taken)
+        lines = [
+            f"pgflow flow {comparison.slug!r} ({comparison.code.location}) has another structure "
+            "in code than in the database, and a flow's structure cannot change under its slug.",
+            f"  structure checksum in the database: {comparison.stored.shape.structure_checksum}",
+            f"  structure checksum in code:         {wanted.structure_checksum}",
+            *(f"  - {difference}" for difference in comparison.structure_differences),
+            f"  To ship the new structure, give it a new slug, for example "
+            f"Flow({suggestion!r}, ...), and keep {comparison.slug!r} in code until it is "
+            "retired; to keep the old structure, revert the change in code.",
+        ]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\nNo revision was generated."

@@ -1,0 +1,182 @@
+"""The SQL that generated revisions run, besides the compiler's own statements.
+
+Revisions must still run if alembic-pgflow is later removed, so everything here is plain SQL
+(``DO`` blocks where a decision is needed) and works in offline mode. No statement contains
+``%``, and every value is a validated slug, a number, or JSON re-serialized by us.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from alembic_pgflow.differences import OptionChange
+from alembic_pgflow.input_patterns import canonical_json
+from alembic_pgflow.releases import Feature
+from alembic_pgflow.shape import FlowStructure, StepStructure
+from alembic_pgflow.sql_text import quote_text, sql_value
+
+# First key of pg_advisory_xact_lock(int, int): b"pgfw"; the second is hashtext(flow slug).
+ADVISORY_LOCK_CLASS = 0x70676677
+
+_CONDITION_COLUMNS = (
+    "when_unmet",
+    "when_exhausted",
+    "required_input_pattern",
+    "forbidden_input_pattern",
+)
+_OPTION_COLUMNS = {
+    "max_attempts": "opt_max_attempts",
+    "base_delay": "opt_base_delay",
+    "timeout": "opt_timeout",
+    "start_delay": "opt_start_delay",
+}
+
+
+def expected_structure_json(structure: FlowStructure, features: frozenset[Feature]) -> str:
+    """The structure as the creation guard reads it back: a JSON array, one step a line."""
+    steps = ",\n".join("  " + _step_json(step, features) for step in structure.steps)
+    return f"[\n{steps}\n]" if steps else "[]"
+
+
+def _step_json(step: StepStructure, features: frozenset[Feature]) -> str:
+    fields: dict[str, Any] = {
+        "slug": step.slug,
+        "step_type": step.step_type,
+        "dependencies": sorted(step.dependencies),
+    }
+    if Feature.STEP_CONDITIONS in features:
+        fields |= {
+            "when_unmet": step.when_unmet,
+            "when_exhausted": step.when_exhausted,
+            "required_input_pattern": _parsed(step.required_input_pattern),
+            "forbidden_input_pattern": _parsed(step.forbidden_input_pattern),
+        }
+    # Spaced, so that no ":" is followed by a word (SQLAlchemy's text() would see a bind).
+    items = (
+        f"{json.dumps(key)}: {canonical_json(value, spaced=True)}" for key, value in fields.items()
+    )
+    return "{" + ", ".join(items) + "}"
+
+
+def _parsed(pattern: str | None) -> Any:
+    return None if pattern is None else json.loads(pattern, parse_float=Decimal)
+
+
+def creation_guard_sql(
+    slug: str, structure: FlowStructure, features: frozenset[Feature], suggested_slug: str
+) -> str:
+    """A ``DO`` block run before ``create_flow``.
+
+    It locks the slug until the transaction ends, lets the statements after it run when the
+    slug is new or already holds this very structure (they change nothing then), and fails
+    when the slug holds another structure.
+    """
+    name = quote_text(slug)
+    conditions = "".join(
+        f",\n      '{column}', s.{column}"
+        for column in _CONDITION_COLUMNS
+        if Feature.STEP_CONDITIONS in features
+    )
+    expected = quote_text(expected_structure_json(structure, features)).replace("\n", "\n  ")
+    problem = quote_text(
+        f"pgflow flow '{slug}' already exists with another structure; this migration cannot "
+        "create it, and create_flow/add_step would corrupt it"
+    )
+    hint = quote_text(
+        f"Give the flow in code a new slug (for example {suggested_slug}) and generate the "
+        "migration again."
+    )
+    return f"""\
+DO $pgflow$
+DECLARE
+  expected jsonb := {expected};
+  stored jsonb;
+BEGIN
+  PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_CLASS}, hashtext({name}));
+  IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = {name}) THEN
+    RETURN;
+  END IF;
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+      'slug', s.step_slug,
+      'step_type', s.step_type,
+      'dependencies', coalesce((
+        SELECT jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
+        FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
+      ), '[]'::jsonb){conditions}
+    ) ORDER BY s.step_index), '[]'::jsonb)
+  INTO stored
+  FROM pgflow.steps s WHERE s.flow_slug = {name};
+  IF stored IS DISTINCT FROM expected THEN
+    RAISE EXCEPTION USING
+      MESSAGE = {problem},
+      DETAIL = 'in the database ' || stored::text || ', in this migration ' || expected::text,
+      HINT = {hint};
+  END IF;
+END
+$pgflow$"""
+
+
+def removal_statements(slug: str) -> list[str]:
+    """Delete a flow's definition (deps, steps, flow, and its pgmq queue where pgmq exists),
+    refusing when the flow has runs."""
+    name = quote_text(slug)
+    problem = quote_text(
+        f"pgflow flow '{slug}' has runs; removing its definition would orphan its history, "
+        "so this downgrade is refused"
+    )
+    hint = quote_text(
+        "Keep the flow (remove its statements from this downgrade), or archive and delete "
+        "its runs deliberately first."
+    )
+    history_guard = f"""\
+DO $pgflow$
+BEGIN
+  IF to_regclass('pgflow.runs') IS NOT NULL THEN
+    IF EXISTS (SELECT FROM pgflow.runs r WHERE r.flow_slug = {name}) THEN
+      RAISE EXCEPTION USING MESSAGE = {problem}, HINT = {hint};
+    END IF;
+  END IF;
+END
+$pgflow$"""
+    drop_queue = f"""\
+DO $pgflow$
+BEGIN
+  IF to_regnamespace('pgmq') IS NOT NULL THEN
+    IF EXISTS (SELECT FROM pgmq.list_queues() q WHERE q.queue_name = {name}) THEN
+      PERFORM pgmq.drop_queue({name});
+    END IF;
+  END IF;
+END
+$pgflow$"""
+    return [
+        history_guard,
+        f"DELETE FROM pgflow.deps WHERE flow_slug = {name}",
+        f"DELETE FROM pgflow.steps WHERE flow_slug = {name}",
+        f"DELETE FROM pgflow.flows WHERE flow_slug = {name}",
+        drop_queue,
+    ]
+
+
+def options_update_statements(slug: str, changes: Sequence[OptionChange]) -> list[str]:
+    """``UPDATE`` statements that set the changed options to their ``after`` values: one for
+    the flow, one per step, in the order the changes come."""
+    name = quote_text(slug)
+    statements = []
+    targets: dict[str | None, list[OptionChange]] = {}
+    for change in changes:
+        targets.setdefault(change.step, []).append(change)
+    for step, step_changes in targets.items():
+        assignments = ", ".join(
+            f"{_OPTION_COLUMNS[c.option]} = {sql_value(c.after)}" for c in step_changes
+        )
+        if step is None:
+            statements.append(f"UPDATE pgflow.flows SET {assignments} WHERE flow_slug = {name}")
+        else:
+            statements.append(
+                f"UPDATE pgflow.steps SET {assignments} "
+                f"WHERE flow_slug = {name} AND step_slug = {quote_text(step)}"
+            )
+    return statements

@@ -1,0 +1,79 @@
+"""Migration operations for flows, as autogenerate produces them.
+
+They are only ever rendered: a revision holds plain ``op.execute(...)`` calls, so it still runs
+if alembic-pgflow changes or is removed. Each operation carries its finished SQL.
+"""
+
+from __future__ import annotations
+
+from alembic.operations.ops import MigrateOperation
+
+from alembic_pgflow.differences import OptionChange
+from alembic_pgflow.migration_sql import options_update_statements
+
+
+class CreateFlowOp(MigrateOperation):
+    """Create a new flow: a guard, then ``create_flow`` and each ``add_step``."""
+
+    def __init__(
+        self,
+        slug: str,
+        structure_checksum: str,
+        guard: str,
+        statements: tuple[str, ...],
+        removal: tuple[str, ...],
+    ) -> None:
+        self.slug = slug
+        self.structure_checksum = structure_checksum
+        self.guard = guard
+        self.statements = statements
+        self.removal = removal
+
+    def reverse(self) -> DropFlowOp:
+        """Removing the flow again."""
+        return DropFlowOp(self)
+
+    def to_diff_tuple(self) -> tuple[str, str, str]:
+        """What ``alembic check`` lists."""
+        return ("add_pgflow_flow", self.slug, self.structure_checksum)
+
+
+class DropFlowOp(MigrateOperation):
+    """Remove a flow that a ``CreateFlowOp`` created (the downgrade of a new flow)."""
+
+    def __init__(self, created: CreateFlowOp) -> None:
+        self.created = created
+        self.slug = created.slug
+        self.statements = created.removal
+
+    def reverse(self) -> CreateFlowOp:
+        """Creating the flow again."""
+        return self.created
+
+    def to_diff_tuple(self) -> tuple[str, str]:
+        """What ``alembic check`` lists."""
+        return ("remove_pgflow_flow", self.slug)
+
+
+class UpdateFlowOptionsOp(MigrateOperation):
+    """Set a flow's and its steps' tunable options to new values."""
+
+    def __init__(self, slug: str, changes: tuple[OptionChange, ...]) -> None:
+        self.slug = slug
+        self.changes = changes
+
+    @property
+    def statements(self) -> list[str]:
+        """One ``UPDATE`` for the flow and one per changed step."""
+        return options_update_statements(self.slug, self.changes)
+
+    def reverse(self) -> UpdateFlowOptionsOp:
+        """Restoring the old values."""
+        return UpdateFlowOptionsOp(
+            self.slug,
+            tuple(OptionChange(c.step, c.option, c.after, c.before) for c in self.changes),
+        )
+
+    def to_diff_tuple(self) -> tuple[str, str, tuple[str, ...]]:
+        """What ``alembic check`` lists."""
+        return ("modify_pgflow_flow_options", self.slug, tuple(map(str, self.changes)))

@@ -1,0 +1,66 @@
+"""Render flow operations as ``op.execute(...)`` lines of a revision file."""
+
+from __future__ import annotations
+
+import re
+
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+
+from alembic_pgflow.operations import CreateFlowOp, DropFlowOp, UpdateFlowOptionsOp
+
+# SQLAlchemy's text() reads ":name" as a bind parameter and turns "\:" into ":". These are the
+# two patterns it applies (sqlalchemy.sql.compiler.BIND_PARAMS and BIND_PARAMS_ESC).
+_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+_ESCAPED = re.compile(r"\x5c(:\w*)(?![:\w])", re.UNICODE)
+
+
+def text_safe(sql: str) -> str:
+    """Escape ``sql`` so that SQLAlchemy's ``text()`` gives back exactly ``sql``."""
+    colons = {match.start() for match in _BIND.finditer(sql)}
+    colons |= {match.start() + 1 for match in _ESCAPED.finditer(sql)}
+    for position in sorted(colons, reverse=True):
+        sql = sql[:position] + "\\" + sql[position:]
+    return sql
+
+
+def python_string(text: str) -> str:
+    """A readable Python literal for ``text``: plain or triple quotes, raw where needed."""
+    if '"' not in text and "\\" not in text and "\n" not in text:
+        return f'"{text}"'
+    if '"""' not in text and not text.endswith(('"', "\\")):
+        return ('r"""' if "\\" in text else '"""') + text + '"""'
+    return repr(text)
+
+
+def execute_line(sql: str) -> str:
+    """``op.execute(...)`` for one statement; Alembic adds the terminator offline."""
+    return f"op.execute({python_string(text_safe(sql.rstrip().removesuffix(';')))})"
+
+
+@renderers.dispatch_for(CreateFlowOp)
+def render_create_flow(autogen_context: AutogenContext, op: CreateFlowOp) -> list[str]:
+    """A comment, the guard, ``create_flow`` and each ``add_step``."""
+    return [
+        f"# pgflow flow {op.slug!r}: create it (structure {op.structure_checksum[:12]})",
+        execute_line(op.guard),
+        *(execute_line(statement) for statement in op.statements),
+    ]
+
+
+@renderers.dispatch_for(DropFlowOp)
+def render_drop_flow(autogen_context: AutogenContext, op: DropFlowOp) -> list[str]:
+    """A comment and the removal statements."""
+    return [
+        f"# pgflow flow {op.slug!r}: remove its definition (refused while it has runs)",
+        *(execute_line(statement) for statement in op.statements),
+    ]
+
+
+@renderers.dispatch_for(UpdateFlowOptionsOp)
+def render_update_options(autogen_context: AutogenContext, op: UpdateFlowOptionsOp) -> list[str]:
+    """A comment naming the changes and one ``UPDATE`` per flow or step."""
+    return [
+        f"# pgflow flow {op.slug!r}: tune options ({'; '.join(map(str, op.changes))})",
+        *(execute_line(statement) for statement in op.statements),
+    ]

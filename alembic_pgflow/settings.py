@@ -1,0 +1,87 @@
+"""alembic-pgflow's settings, read from ``context.configure(...)`` or the Alembic config.
+
+``context.configure(pgflow_modules=[...])`` wins; otherwise ``pgflow_modules`` is read from
+``alembic.ini``'s ``[alembic]`` section or, on Alembic 1.16 and newer, ``[tool.alembic]`` in
+``pyproject.toml``. Nothing is ever written twice: the CLI reads the same places.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from alembic.config import Config
+
+from alembic_pgflow.errors import PgflowConfigurationError
+
+log = logging.getLogger("alembic.alembic_pgflow")
+
+OptionsChanges = Literal["update", "error"]
+SETTING_NAMES = ("pgflow_modules", "pgflow_options_changes")
+
+
+@dataclass(frozen=True)
+class PgflowSettings:
+    """What to compare and how to treat option changes."""
+
+    modules: tuple[str, ...]
+    """Modules or packages (searched recursively) that define ``Flow`` objects."""
+    options_changes: OptionsChanges = "update"
+    """``"update"`` writes an UPDATE of the options; ``"error"`` refuses option changes."""
+
+
+def read_settings(opts: Mapping[str, Any], config: Config | None) -> PgflowSettings | None:
+    """Settings from ``context.configure`` keywords, then the config; ``None`` if not set up."""
+    _warn_unknown(opts)
+    modules = _modules(_setting("pgflow_modules", opts, config))
+    if not modules:
+        return None
+    changes = _setting("pgflow_options_changes", opts, config) or "update"
+    if changes not in ("update", "error"):
+        raise PgflowConfigurationError(
+            f"pgflow_options_changes must be 'update' or 'error', got {changes!r}"
+        )
+    return PgflowSettings(modules=modules, options_changes=cast(OptionsChanges, changes))
+
+
+def read_config_settings(config: Config) -> PgflowSettings | None:
+    """Settings from ``alembic.ini`` / ``pyproject.toml`` alone (for the CLI)."""
+    return read_settings({}, config)
+
+
+def _setting(name: str, opts: Mapping[str, Any], config: Config | None) -> Any:
+    if name in opts:
+        return opts[name]
+    if config is None:
+        return None
+    if hasattr(config, "get_alembic_option"):  # Alembic 1.16+: .ini, then pyproject.toml
+        return config.get_alembic_option(name)
+    if config.file_config.has_section(config.config_ini_section):
+        return config.get_main_option(name)
+    return None
+
+
+def _modules(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = re.split(r"[\s,]+", value) if isinstance(value, str) else list(value)
+    modules = tuple(name for name in names if name)
+    for name in modules:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*", name):
+            raise PgflowConfigurationError(
+                f"pgflow_modules must name Python modules (like myapp.flows), got {name!r}"
+            )
+    return modules
+
+
+def _warn_unknown(opts: Mapping[str, Any]) -> None:
+    for key in opts:
+        if key.startswith("pgflow") and key not in SETTING_NAMES:
+            log.warning(
+                "unknown setting %r passed to context.configure(); alembic-pgflow reads %s",
+                key,
+                ", ".join(SETTING_NAMES),
+            )
