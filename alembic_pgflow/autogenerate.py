@@ -64,6 +64,11 @@ def plan_operations(
     except PgflowSchemaMissingError as error:
         raise FlowMigrationError(str(error)) from error
     comparisons = [c for c in compare(code, catalog) if _included(autogen_context, c)]
+    for comparison in comparisons:
+        for problem in () if comparison.stored is None else comparison.stored.problems:
+            log.warning(
+                "pgflow flow %r in the database is inconsistent: %s", comparison.slug, problem
+            )
 
     changed = [c for c in comparisons if c.status is FlowStatus.STRUCTURE_CHANGED]
     if changed:
