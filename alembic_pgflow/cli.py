@@ -1,0 +1,246 @@
+"""The ``alembic-pgflow`` command: compile, show, status, diff, and local development helpers.
+
+It reads the same configuration as Alembic (``-c alembic.ini``, ``[tool.alembic]``,
+``DATABASE_URL``). User mistakes end in one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import click
+import sqlalchemy
+from alembic.config import Config
+from alembic.util import CommandError
+
+from alembic_pgflow.comparison import FlowComparison, FlowStatus, compare
+from alembic_pgflow.compiler import compile_flow
+from alembic_pgflow.database import PgflowCatalog, read_catalog
+from alembic_pgflow.dev_schema import DEV_SCHEMA_RELEASE, dev_schema_sql
+from alembic_pgflow.discovery import DiscoveredFlow
+from alembic_pgflow.errors import FlowDefinitionError, PgflowSchemaMissingError
+from alembic_pgflow.flow_views import flow_dot, flow_json, flow_mermaid, flow_text
+from alembic_pgflow.project import database_url, load_config, project_flows
+from alembic_pgflow.releases import DEFAULT_TARGET
+from alembic_pgflow.shape import shape_of
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_DIFFERENT = 1
+"""``status`` and ``diff`` exit with this when code and database differ (errors exit 2)."""
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: one line, exit code 2."""
+
+    exit_code = 2
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the errors a user can act on into one line and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (CommandError, FlowDefinitionError, PgflowSchemaMissingError, ValueError) as error:
+            raise UserError(" ".join(str(error).split("\n")[0:1]) + _more(error)) from error
+        except sqlalchemy.exc.OperationalError as error:
+            raise UserError(f"cannot connect to the database: {_reason(error)}") from error
+        except sqlalchemy.exc.DBAPIError as error:
+            raise UserError(f"the database refused a statement: {_reason(error)}") from error
+
+    return run
+
+
+def _reason(error: sqlalchemy.exc.DBAPIError) -> str:
+    text = str(error.orig if error.orig is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _more(error: Exception) -> str:
+    lines = str(error).split("\n")
+    return (
+        ""
+        if len(lines) == 1
+        else " (" + "; ".join(line.strip() for line in lines[1:] if line.strip()) + ")"
+    )
+
+
+@click.group()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default="alembic.ini",
+    envvar="ALEMBIC_CONFIG",
+    show_default=True,
+    help="The Alembic config file (pyproject.toml beside it is read too).",
+)
+@click.version_option(package_name="alembic-pgflow")
+@click.pass_context
+def main(context: click.Context, config_path: str) -> None:
+    """pgflow flows in an Alembic project: compile, inspect and compare them."""
+    context.obj = config_path
+
+
+def _config(context: click.Context) -> Config:
+    return load_config(context.obj)
+
+
+@main.command("compile")
+@click.argument("slugs", nargs=-1)
+@click.option("--target", default=str(DEFAULT_TARGET), show_default=True, help="pgflow release.")
+@click.pass_context
+@user_errors
+def compile_command(context: click.Context, slugs: tuple[str, ...], target: str) -> None:
+    """Print the SQL of the flows in code (all, or the SLUGS given)."""
+    flows = _selected(project_flows(_config(context)), slugs)
+    for index, found in enumerate(flows):
+        if index:
+            click.echo()
+        click.echo(f"-- {found.flow.slug} ({found.location})")
+        click.echo("\n".join(compile_flow(found.flow, target=target)))
+
+
+@main.command()
+@click.argument("slug")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+)
+@click.pass_context
+@user_errors
+def show(context: click.Context, slug: str, output_format: str) -> None:
+    """Show a flow in code: steps, dependencies, options, checksums, or its DAG."""
+    (found,) = _selected(project_flows(_config(context)), (slug,))
+    views: dict[str, Callable[[], str]] = {
+        "text": lambda: flow_text(found.flow, found.location),
+        "json": lambda: flow_json(found.flow, found.location),
+        "mermaid": lambda: flow_mermaid(found.flow),
+        "dot": lambda: flow_dot(found.flow),
+    }
+    click.echo(views[output_format]())
+
+
+@main.command()
+@click.pass_context
+@user_errors
+def status(context: click.Context) -> None:
+    """Every flow in code and in the database with its status; exit 0 only if all are in sync."""
+    comparisons = _comparisons(context)
+    width = max([len(c.slug) for c in comparisons] + [4])
+    click.echo(f"{'SLUG':<{width}}  {'STATUS':<17}  LOCATION")
+    for comparison in comparisons:
+        location = comparison.code.location if comparison.code else "-"
+        click.echo(f"{comparison.slug:<{width}}  {comparison.status.value:<17}  {location}")
+    if not comparisons:
+        click.echo("(no flows in code or in the database)")
+    if any(c.status is not FlowStatus.IN_SYNC for c in comparisons):
+        sys.exit(EXIT_DIFFERENT)
+
+
+@main.command()
+@click.argument("slug")
+@click.pass_context
+@user_errors
+def diff(context: click.Context, slug: str) -> None:
+    """Compare one flow in code with the database, difference by difference."""
+    matches = [c for c in _comparisons(context) if c.slug == slug]
+    if not matches:
+        raise UserError(f"no flow {slug!r} in code or in the database")
+    comparison = matches[0]
+    click.echo(f"{slug}: {comparison.status.value}")
+    for line in _diff_lines(comparison):
+        click.echo(f"  {line}")
+    if comparison.status is not FlowStatus.IN_SYNC:
+        sys.exit(EXIT_DIFFERENT)
+
+
+def _diff_lines(comparison: FlowComparison) -> Iterator[str]:
+    stored = comparison.stored.shape if comparison.stored else None
+    wanted = shape_of(comparison.code.flow) if comparison.code else None
+    if comparison.status is FlowStatus.NEW:
+        yield "in code, not in the database yet: alembic revision --autogenerate creates it"
+    elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
+        yield "in the database, in no configured module (autogenerate never drops it)"
+    if stored and wanted:
+        yield f"structure checksum in the database: {stored.structure_checksum}"
+        yield f"structure checksum in code:         {wanted.structure_checksum}"
+        yield f"options checksum in the database:   {stored.options_checksum}"
+        yield f"options checksum in code:           {wanted.options_checksum}"
+    yield from (f"- {line}" for line in comparison.structure_differences)
+    yield from (f"- {change}" for change in comparison.option_changes)
+    if comparison.status is FlowStatus.STRUCTURE_CHANGED:
+        yield "a structure cannot change under its slug: give the new structure a new slug"
+
+
+@main.group()
+def dev() -> None:
+    """Local development helpers (never for production databases)."""
+
+
+@dev.command("install-schema")
+@click.pass_context
+@user_errors
+def install_schema(context: click.Context) -> None:
+    """Install a pgflow-compatible definition schema into an empty development database.
+
+    It reproduces pgflow's definition layer (tables, create_flow, add_step) so migrations can be
+    tried locally; it has no workers or queues. Production runs on a real pgflow installation.
+    """
+    assert context.parent is not None
+    with _connection(context.parent) as connection:
+        exists = connection.exec_driver_sql("SELECT to_regnamespace('pgflow') IS NOT NULL")
+        if exists.scalar():
+            click.echo("the database already has a pgflow schema; nothing installed")
+            return
+        # Through the driver's cursor without parameters, so "%" in the script stays literal.
+        cursor = connection.connection.cursor()
+        cursor.execute(dev_schema_sql())
+        cursor.close()
+        connection.commit()
+    click.echo(
+        f"installed the pgflow {DEV_SCHEMA_RELEASE} definition schema stand-in "
+        "(for development only: production databases run real pgflow)"
+    )
+
+
+def _selected(flows: dict[str, DiscoveredFlow], slugs: tuple[str, ...]) -> list[DiscoveredFlow]:
+    if not slugs:
+        return list(flows.values())
+    unknown = [slug for slug in slugs if slug not in flows]
+    if unknown:
+        known = ", ".join(flows) or "none"
+        raise UserError(f"no flow {unknown[0]!r} in pgflow_modules (flows in code: {known})")
+    return [flows[slug] for slug in slugs]
+
+
+def _comparisons(context: click.Context) -> list[FlowComparison]:
+    flows = project_flows(_config(context))
+    with _connection(context) as connection:
+        catalog: PgflowCatalog = read_catalog(connection)
+    return compare(flows, catalog)
+
+
+@contextmanager
+def _connection(context: click.Context) -> Iterator[sqlalchemy.Connection]:
+    engine = sqlalchemy.create_engine(database_url(_config(context)), poolclass=sqlalchemy.NullPool)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def run(argv: list[str] | None = None) -> Any:
+    """Entry point for ``python -m alembic_pgflow``."""
+    return main.main(args=argv, prog_name="alembic-pgflow")
