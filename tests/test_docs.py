@@ -1,0 +1,79 @@
+"""docs/getting-started.md, followed block by block in a new folder, ends with a flow in the
+database; and the README's and docs' claims that a test can check."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from alembic_pgflow import read_catalog
+from tests.alembic_project import ROOT
+
+pytestmark = pytest.mark.alembic_cli
+
+FENCE = re.compile(r"^```(\w+)(?: title=\"([^\"]+)\")?\n(.*?)^```\n", re.M | re.S)
+
+
+def test_getting_started_ends_with_a_flow_in_the_database(tmp_path: Path) -> None:
+    guide = (ROOT / "docs" / "getting-started.md").read_text()
+    folder = tmp_path / "new_project"
+    folder.mkdir()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DATABASE_URL", None)
+    for language, title, body in FENCE.findall(guide):
+        if language == "sh":
+            for line in body.strip().splitlines():
+                if line.startswith("pip install"):
+                    continue  # the test environment has alembic-pgflow installed already
+                result = subprocess.run(
+                    shlex.split(line),
+                    cwd=folder,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+                last_output = result.stdout
+        elif title.endswith("]"):  # "file [section]": add the lines to that section
+            path, section = title[:-1].split(" [")
+            target = folder / path
+            text = target.read_text()
+            target.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{body}", 1))
+        else:
+            (folder / title).write_text(body)
+    assert "greet_user  in sync" in last_output
+    assert (folder / ".pgdata" / "PG_VERSION").is_file()
+    socket = folder / ".pgdata"
+    # The server stopped with the last command; start it once more to read the rows.
+    check = subprocess.run(
+        ["alembic", "check"], cwd=folder, env=env, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    from alembic_pgflow.embedded import embedded_database_url
+
+    url = embedded_database_url(socket).replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as connection:
+        flows = read_catalog(connection).flows
+    assert [step.slug for step in flows["greet_user"].shape.structure.steps] == [
+        "load_user",
+        "write_greeting",
+        "send_email",
+    ]
+
+
+def test_readme_quick_start_commands_exist_and_ci_calls_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", quick_start, re.S)
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["bash scripts/demo.sh", "bash scripts/test.sh"]
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
