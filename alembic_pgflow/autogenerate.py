@@ -36,6 +36,11 @@ from alembic_pgflow.shape import shape_of
 
 log = logging.getLogger("alembic.alembic_pgflow")
 
+LOCKS_PER_NEW_FLOW = 10
+"""Lock-table entries one new flow takes for its pgmq queue (table, indexes, sequence, ...).
+On PostgreSQL's defaults (64 per transaction, 100 connections) about 724 new flows in one
+transaction exhaust the lock table."""
+
 OBJECT_TYPE = "pgflow_flow"
 """The ``type_`` that ``include_name`` and ``include_object`` hooks receive for flows."""
 
@@ -84,6 +89,23 @@ def plan_operations(
             "pgflow_options_changes = update."
         )
 
+    new = [c for c in comparisons if c.status is FlowStatus.NEW]
+    limit = new_flow_limit(settings, catalog)
+    if limit and len(new) > limit:
+        log.warning(
+            "%d new pgflow flows, but this revision creates only the first %d: each new flow "
+            "takes about %d lock-table entries for its pgmq queue, and the server has %d for all "
+            "transactions. Upgrade, then run autogenerate again for the next batch (alembic "
+            "check fails until all are created), or raise max_locks_per_transaction and set "
+            "pgflow_max_new_flows_per_revision.",
+            len(new),
+            limit,
+            LOCKS_PER_NEW_FLOW,
+            catalog.lock_table_size,
+        )
+        postponed = {c.slug for c in new[limit:]}
+        comparisons = [c for c in comparisons if c.slug not in postponed]
+
     operations: list[MigrateOperation] = []
     for comparison in comparisons:
         if comparison.status is FlowStatus.NEW:
@@ -98,6 +120,16 @@ def plan_operations(
                 comparison.slug,
             )
     return operations
+
+
+def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | None:
+    """How many new flows one revision may create (``None`` or ``0``: no limit)."""
+    if settings.max_new_flows_per_revision is not None:
+        return settings.max_new_flows_per_revision
+    if not catalog.has_pgmq:
+        return None  # without queues a new flow takes no lock-table entries of its own
+    # Leave half of the lock table to the rest of the server.
+    return max(1, catalog.lock_table_size // (2 * LOCKS_PER_NEW_FLOW))
 
 
 def _create(found: DiscoveredFlow, catalog: PgflowCatalog, taken: set[str]) -> CreateFlowOp:

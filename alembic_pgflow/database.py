@@ -1,8 +1,9 @@
 """Read every flow definition from ``pgflow.flows``, ``pgflow.steps`` and ``pgflow.deps``.
 
-Two queries, whatever the number of flows: one reads the schema's catalog (which tables,
-columns and ``add_step`` arguments exist, and so which release features it has), one reads all
-definitions as one JSON document per flow. Columns an older release lacks read as pgflow's
+Three queries, whatever the number of flows: one reads the schema's catalog (which tables,
+columns and ``add_step`` arguments exist, and so which release features it has), one the server
+facts that bound a migration (pgmq, the lock table's size), one all definitions as one JSON
+document per flow. Columns an older release lacks read as pgflow's
 defaults. The SQL is built only from this module's constants.
 """
 
@@ -44,6 +45,12 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN LATERAL unnest(p.proargnames) AS arg(name)
 WHERE n.nspname = 'pgflow' AND p.proname = 'add_step'"""
 
+_SERVER_SQL = """\
+SELECT to_regnamespace('pgmq') IS NOT NULL,
+  current_setting('max_locks_per_transaction')::int
+    * (current_setting('max_connections')::int
+       + current_setting('max_prepared_transactions')::int)"""
+
 # Which column or add_step argument shows that the schema has a feature.
 _FEATURE_EVIDENCE: Mapping[Feature, tuple[str, str]] = {
     Feature.START_DELAY: ("add_step", "start_delay"),
@@ -83,6 +90,10 @@ class PgflowCatalog:
     features: frozenset[Feature]
     flows: Mapping[str, StoredFlow]
     """By flow slug, in slug order."""
+    has_pgmq: bool = False
+    """Whether creating a flow also creates a pgmq queue (and takes its locks)."""
+    lock_table_size: int = 6400
+    """Lock entries the server has for all transactions together."""
 
 
 def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
@@ -115,7 +126,10 @@ def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
             shape=_shape(slug, max_attempts, base_delay, timeout, steps),
             problems=tuple(_problems(steps)),
         )
-    return PgflowCatalog(features=features, flows=flows)
+    ((has_pgmq, lock_table_size),) = rows(_SERVER_SQL)
+    return PgflowCatalog(
+        features=features, flows=flows, has_pgmq=has_pgmq, lock_table_size=lock_table_size
+    )
 
 
 def _definitions_sql(columns: set[str]) -> str:

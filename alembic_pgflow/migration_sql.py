@@ -16,10 +16,11 @@ from alembic_pgflow.differences import OptionChange
 from alembic_pgflow.input_patterns import canonical_json
 from alembic_pgflow.releases import Feature
 from alembic_pgflow.shape import FlowStructure, StepStructure
-from alembic_pgflow.sql_text import quote_text, sql_value
+from alembic_pgflow.sql_text import do_block, quote_text, sql_value
 
-# First key of pg_advisory_xact_lock(int, int): b"pgfw"; the second is hashtext(flow slug).
-ADVISORY_LOCK_CLASS = 0x70676677
+# The key of pg_advisory_xact_lock(bigint) that serializes flow migrations: b"pgflow". One key
+# for all slugs, so a revision of thousands of flows takes one lock-table entry, not thousands.
+ADVISORY_LOCK_KEY = int.from_bytes(b"pgflow", "big")
 
 _CONDITION_COLUMNS = (
     "when_unmet",
@@ -70,9 +71,9 @@ def creation_guard_sql(
 ) -> str:
     """A ``DO`` block run before ``create_flow``.
 
-    It locks the slug until the transaction ends, lets the statements after it run when the
-    slug is new or already holds this very structure (they change nothing then), and fails
-    when the slug holds another structure.
+    It serializes flow migrations until the transaction ends, lets the statements after it
+    run when the slug is new or already holds this very structure (they change nothing then),
+    and fails when the slug holds another structure.
     """
     name = quote_text(slug)
     conditions = "".join(
@@ -89,13 +90,12 @@ def creation_guard_sql(
         f"Give the flow in code a new slug (for example {suggested_slug}) and generate the "
         "migration again."
     )
-    return f"""\
-DO $pgflow$
+    return do_block(f"""\
 DECLARE
   expected jsonb := {expected};
   stored jsonb;
 BEGIN
-  PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_CLASS}, hashtext({name}));
+  PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_KEY});
   IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = {name}) THEN
     RETURN;
   END IF;
@@ -115,8 +115,7 @@ BEGIN
       DETAIL = 'in the database ' || stored::text || ', in this migration ' || expected::text,
       HINT = {hint};
   END IF;
-END
-$pgflow$"""
+END""")
 
 
 def removal_statements(slug: str) -> list[str]:
@@ -131,26 +130,22 @@ def removal_statements(slug: str) -> list[str]:
         "Keep the flow (remove its statements from this downgrade), or archive and delete "
         "its runs deliberately first."
     )
-    history_guard = f"""\
-DO $pgflow$
+    history_guard = do_block(f"""\
 BEGIN
   IF to_regclass('pgflow.runs') IS NOT NULL THEN
     IF EXISTS (SELECT FROM pgflow.runs r WHERE r.flow_slug = {name}) THEN
       RAISE EXCEPTION USING MESSAGE = {problem}, HINT = {hint};
     END IF;
   END IF;
-END
-$pgflow$"""
-    drop_queue = f"""\
-DO $pgflow$
+END""")
+    drop_queue = do_block(f"""\
 BEGIN
   IF to_regnamespace('pgmq') IS NOT NULL THEN
     IF EXISTS (SELECT FROM pgmq.list_queues() q WHERE q.queue_name = {name}) THEN
       PERFORM pgmq.drop_queue({name});
     END IF;
   END IF;
-END
-$pgflow$"""
+END""")
     return [
         history_guard,
         f"DELETE FROM pgflow.deps WHERE flow_slug = {name}",

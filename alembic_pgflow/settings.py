@@ -20,7 +20,7 @@ from alembic_pgflow.errors import PgflowConfigurationError
 log = logging.getLogger("alembic.alembic_pgflow")
 
 OptionsChanges = Literal["update", "error"]
-SETTING_NAMES = ("pgflow_modules", "pgflow_options_changes")
+SETTING_NAMES = ("pgflow_modules", "pgflow_options_changes", "pgflow_max_new_flows_per_revision")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class PgflowSettings:
     """Modules or packages (searched recursively) that define ``Flow`` objects."""
     options_changes: OptionsChanges = "update"
     """``"update"`` writes an UPDATE of the options; ``"error"`` refuses option changes."""
+    max_new_flows_per_revision: int | None = None
+    """At most this many new flows in one revision (``0``: no limit); ``None`` lets the plugin
+    derive a limit from the server's lock table where pgmq queues are created."""
 
 
 def read_settings(opts: Mapping[str, Any], config: Config | None) -> PgflowSettings | None:
@@ -44,7 +47,26 @@ def read_settings(opts: Mapping[str, Any], config: Config | None) -> PgflowSetti
         raise PgflowConfigurationError(
             f"pgflow_options_changes must be 'update' or 'error', got {changes!r}"
         )
-    return PgflowSettings(modules=modules, options_changes=cast(OptionsChanges, changes))
+    return PgflowSettings(
+        modules=modules,
+        options_changes=cast(OptionsChanges, changes),
+        max_new_flows_per_revision=_count(
+            "pgflow_max_new_flows_per_revision",
+            _setting("pgflow_max_new_flows_per_revision", opts, config),
+        ),
+    )
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise PgflowConfigurationError(f"{name} must be a whole number >= 0, got {value!r}")
+    return number
 
 
 def read_config_settings(config: Config) -> PgflowSettings | None:

@@ -31,3 +31,13 @@ def sql_value(value: int | str | None) -> str:
     if isinstance(value, int):
         return str(value)
     return quote_text(value)
+
+
+def do_block(body: str) -> str:
+    """``DO $pgflow$ ... $pgflow$`` around a PL/pgSQL body, with a dollar-quote tag that does
+    not occur in the body (patterns are user data and may contain ``$pgflow$``)."""
+    tag, number = "$pgflow$", 0
+    while tag in body:
+        number += 1
+        tag = f"$pgflow{number}$"
+    return f"DO {tag}\n{body}\n{tag}"

