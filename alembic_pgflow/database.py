@@ -1,9 +1,9 @@
 """Read every flow definition from ``pgflow.flows``, ``pgflow.steps`` and ``pgflow.deps``.
 
 Three queries, whatever the number of flows: one reads the schema's catalog (which tables,
-columns and ``add_step`` arguments exist, and so which release features it has), one the server
-facts that bound a migration (pgmq, the lock table's size), one all definitions as one JSON
-document per flow. Columns an older release lacks read as pgflow's
+columns and ``add_step`` arguments exist, and so which release features it has), one all
+definitions as a single JSON document, one the server facts that bound a migration (pgmq, the
+lock table's size). Columns an older release lacks read as pgflow's
 defaults. The SQL is built only from this module's constants.
 """
 
@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy
 
@@ -119,9 +119,10 @@ def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
     features = frozenset(
         feature for feature, evidence in _FEATURE_EVIDENCE.items() if evidence in found
     )
+    ((document,),) = rows(_definitions_sql(columns))
     flows = {}
-    for slug, max_attempts, base_delay, timeout, steps_json in rows(_definitions_sql(columns)):
-        steps = json.loads(steps_json)
+    for slug, max_attempts, base_delay, timeout, step_rows in json.loads(document):
+        steps = [_StepRow(*row) for row in step_rows]
         flows[slug] = StoredFlow(
             shape=_shape(slug, max_attempts, base_delay, timeout, steps),
             problems=tuple(_problems(steps)),
@@ -132,55 +133,73 @@ def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
     )
 
 
+class _StepRow(NamedTuple):
+    """One step as the definitions query returns it (a JSON array in this order)."""
+
+    slug: str
+    step_index: int
+    deps_count: int
+    step_type: str
+    max_attempts: int | None
+    base_delay: int | None
+    timeout: int | None
+    start_delay: int | None
+    required_input_pattern: str | None
+    forbidden_input_pattern: str | None
+    when_unmet: str
+    when_exhausted: str
+    dependencies: list[str]
+
+
 def _definitions_sql(columns: set[str]) -> str:
+    """One JSON document: ``[[slug, max_attempts, base_delay, timeout, [[step...], ...]], ...]``,
+    built with joins and grouping (no query per flow or step)."""
+
     def step_column(name: str) -> str:
         return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
 
     return f"""\
-SELECT f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout,
-  COALESCE((
-    SELECT json_agg(json_build_object(
-      'slug', s.step_slug,
-      'step_index', s.step_index,
-      'deps_count', s.deps_count,
-      'step_type', {step_column("step_type")},
-      'max_attempts', s.opt_max_attempts,
-      'base_delay', s.opt_base_delay,
-      'timeout', s.opt_timeout,
-      'start_delay', {step_column("opt_start_delay")},
-      'required_input_pattern', ({step_column("required_input_pattern")})::text,
-      'forbidden_input_pattern', ({step_column("forbidden_input_pattern")})::text,
-      'when_unmet', {step_column("when_unmet")},
-      'when_exhausted', {step_column("when_exhausted")},
-      'dependencies', COALESCE((
-        SELECT json_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
-        FROM pgflow.deps d
-        WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-      ), '[]'::json)
-    ) ORDER BY s.step_index)
-    FROM pgflow.steps s
-    WHERE s.flow_slug = f.flow_slug
-  ), '[]'::json)::text
+WITH step_deps AS (
+  SELECT d.flow_slug, d.step_slug, json_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C") AS deps
+  FROM pgflow.deps d
+  GROUP BY d.flow_slug, d.step_slug
+), flow_steps AS (
+  SELECT s.flow_slug, json_agg(json_build_array(
+      s.step_slug, s.step_index, s.deps_count, {step_column("step_type")},
+      s.opt_max_attempts, s.opt_base_delay, s.opt_timeout, {step_column("opt_start_delay")},
+      ({step_column("required_input_pattern")})::text,
+      ({step_column("forbidden_input_pattern")})::text,
+      {step_column("when_unmet")}, {step_column("when_exhausted")},
+      coalesce(sd.deps, '[]'::json)
+    ) ORDER BY s.step_index) AS steps
+  FROM pgflow.steps s
+  LEFT JOIN step_deps sd ON sd.flow_slug = s.flow_slug AND sd.step_slug = s.step_slug
+  GROUP BY s.flow_slug
+)
+SELECT coalesce(json_agg(json_build_array(
+    f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout,
+    coalesce(fs.steps, '[]'::json)
+  ) ORDER BY f.flow_slug COLLATE "C"), '[]'::json)::text
 FROM pgflow.flows f
-ORDER BY f.flow_slug COLLATE "C"
+LEFT JOIN flow_steps fs ON fs.flow_slug = f.flow_slug
 """
 
 
 def _shape(
-    slug: str, max_attempts: int, base_delay: int, timeout: int, steps: list[dict[str, Any]]
+    slug: str, max_attempts: int, base_delay: int, timeout: int, steps: list[_StepRow]
 ) -> FlowShape:
     return FlowShape(
         slug=slug,
         structure=FlowStructure(
             tuple(
                 StepStructure(
-                    slug=step["slug"],
-                    step_type=step["step_type"],
-                    dependencies=frozenset(step["dependencies"]),
-                    when_unmet=step["when_unmet"],
-                    when_exhausted=step["when_exhausted"],
-                    required_input_pattern=_canonical_pattern(step["required_input_pattern"]),
-                    forbidden_input_pattern=_canonical_pattern(step["forbidden_input_pattern"]),
+                    slug=step.slug,
+                    step_type=step.step_type,
+                    dependencies=frozenset(step.dependencies),
+                    when_unmet=step.when_unmet,
+                    when_exhausted=step.when_exhausted,
+                    required_input_pattern=_canonical_pattern(step.required_input_pattern),
+                    forbidden_input_pattern=_canonical_pattern(step.forbidden_input_pattern),
                 )
                 for step in steps
             )
@@ -191,11 +210,7 @@ def _shape(
             timeout=timeout,
             steps=tuple(
                 StepOptionValues(
-                    slug=step["slug"],
-                    max_attempts=step["max_attempts"],
-                    base_delay=step["base_delay"],
-                    timeout=step["timeout"],
-                    start_delay=step["start_delay"],
+                    step.slug, step.max_attempts, step.base_delay, step.timeout, step.start_delay
                 )
                 for step in steps
             ),
@@ -209,17 +224,17 @@ def _canonical_pattern(text: str | None) -> str | None:
     return canonical_json(json.loads(text, parse_float=Decimal))
 
 
-def _problems(steps: list[dict[str, Any]]) -> list[str]:
+def _problems(steps: list[_StepRow]) -> list[str]:
     problems = []
     for position, step in enumerate(steps):
-        if step["step_index"] != position:
+        if step.step_index != position:
             problems.append(
-                f"step {step['slug']!r} has step_index {step['step_index']}, expected {position}"
+                f"step {step.slug!r} has step_index {step.step_index}, expected {position}"
             )
-        if step["deps_count"] != len(step["dependencies"]):
+        if step.deps_count != len(step.dependencies):
             problems.append(
-                f"step {step['slug']!r} has deps_count {step['deps_count']} but "
-                f"{len(step['dependencies'])} dependency rows"
+                f"step {step.slug!r} has deps_count {step.deps_count} but "
+                f"{len(step.dependencies)} dependency rows"
             )
     return problems
 
