@@ -28,8 +28,12 @@ from alembic_pgflow.errors import (
     PgflowSchemaMissingError,
     UnsupportedFeatureError,
 )
-from alembic_pgflow.migration_sql import creation_guard_sql, removal_statements
-from alembic_pgflow.operations import CreateFlowOp, UpdateFlowOptionsOp
+from alembic_pgflow.migration_sql import (
+    creation_guard_sql,
+    guard_function_sql,
+    removal_statements,
+)
+from alembic_pgflow.operations import CreateFlowOp, FlowGuardOp, UpdateFlowOptionsOp
 from alembic_pgflow.releases import OLDEST_SUPPORTED, Feature
 from alembic_pgflow.settings import PgflowSettings, read_settings
 from alembic_pgflow.shape import shape_of
@@ -119,6 +123,8 @@ def plan_operations(
                 "it is (autogenerate never drops flows)",
                 comparison.slug,
             )
+    if any(isinstance(operation, CreateFlowOp) for operation in operations):
+        operations.insert(0, FlowGuardOp(guard_function_sql(catalog.features)))
     return operations
 
 

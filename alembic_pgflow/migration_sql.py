@@ -66,37 +66,31 @@ def _parsed(pattern: str | None) -> Any:
     return None if pattern is None else json.loads(pattern, parse_float=Decimal)
 
 
-def creation_guard_sql(
-    slug: str, structure: FlowStructure, features: frozenset[Feature], suggested_slug: str
-) -> str:
-    """A ``DO`` block run before ``create_flow``.
+GUARD_FUNCTION = "pg_temp.alembic_pgflow_guard"
+"""A temporary function: created by the revision, gone when its session ends."""
 
-    It serializes flow migrations until the transaction ends, lets the statements after it
-    run when the slug is new or already holds this very structure (they change nothing then),
-    and fails when the slug holds another structure.
+
+def guard_function_sql(features: frozenset[Feature]) -> str:
+    """Create the guard that each new flow of a revision calls before ``create_flow``.
+
+    The guard serializes flow migrations until the transaction ends, lets the statements after
+    it run when the slug is new or already holds the expected structure (they change nothing
+    then), and fails when the slug holds another structure. It reads only the step columns
+    the database's pgflow has.
     """
-    name = quote_text(slug)
     conditions = "".join(
         f",\n      '{column}', s.{column}"
         for column in _CONDITION_COLUMNS
         if Feature.STEP_CONDITIONS in features
     )
-    expected = quote_text(expected_structure_json(structure, features)).replace("\n", "\n  ")
-    problem = quote_text(
-        f"pgflow flow '{slug}' already exists with another structure; this migration cannot "
-        "create it, and create_flow/add_step would corrupt it"
-    )
-    hint = quote_text(
-        f"Give the flow in code a new slug (for example {suggested_slug}) and generate the "
-        "migration again."
-    )
-    return do_block(f"""\
+    return f"""\
+CREATE OR REPLACE FUNCTION {GUARD_FUNCTION}(p_slug text, p_expected jsonb, p_new_slug text)
+RETURNS void LANGUAGE plpgsql AS $pgflow$
 DECLARE
-  expected jsonb := {expected};
   stored jsonb;
 BEGIN
   PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_KEY});
-  IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = {name}) THEN
+  IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
     RETURN;
   END IF;
   SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -108,14 +102,26 @@ BEGIN
       ), '[]'::jsonb){conditions}
     ) ORDER BY s.step_index), '[]'::jsonb)
   INTO stored
-  FROM pgflow.steps s WHERE s.flow_slug = {name};
-  IF stored IS DISTINCT FROM expected THEN
+  FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+  IF stored IS DISTINCT FROM p_expected THEN
     RAISE EXCEPTION USING
-      MESSAGE = {problem},
-      DETAIL = 'in the database ' || stored::text || ', in this migration ' || expected::text,
-      HINT = {hint};
+      MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' already exists with another '
+        || 'structure; this migration cannot create it, and create_flow/add_step would '
+        || 'corrupt it',
+      DETAIL = 'in the database ' || stored::text || ', in this migration ' || p_expected::text,
+      HINT = 'Give the flow in code a new slug (for example ' || p_new_slug
+        || ') and generate the migration again.';
   END IF;
-END""")
+END
+$pgflow$"""
+
+
+def creation_guard_sql(
+    slug: str, structure: FlowStructure, features: frozenset[Feature], suggested_slug: str
+) -> str:
+    """The guard's call for one new flow, with the structure it must find if the slug exists."""
+    expected = quote_text(expected_structure_json(structure, features))
+    return f"SELECT {GUARD_FUNCTION}({quote_text(slug)}, {expected}, {quote_text(suggested_slug)})"
 
 
 def removal_statements(slug: str) -> list[str]:

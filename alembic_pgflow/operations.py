@@ -12,6 +12,25 @@ from alembic_pgflow.differences import OptionChange
 from alembic_pgflow.migration_sql import options_update_statements
 
 
+class FlowGuardOp(MigrateOperation):
+    """Create the temporary guard function that the revision's new flows call.
+
+    Its reverse renders nothing: the function disappears with the session.
+    """
+
+    def __init__(self, statement: str, in_upgrade: bool = True) -> None:
+        self.statement = statement
+        self.in_upgrade = in_upgrade
+
+    def reverse(self) -> FlowGuardOp:
+        """Nothing to undo."""
+        return FlowGuardOp(self.statement, in_upgrade=not self.in_upgrade)
+
+    def to_diff_tuple(self) -> tuple[str]:
+        """What ``alembic check`` lists (only ever beside ``add_pgflow_flow``)."""
+        return ("add_pgflow_guard",)
+
+
 class CreateFlowOp(MigrateOperation):
     """Create a new flow: a guard, then ``create_flow`` and each ``add_step``."""
 

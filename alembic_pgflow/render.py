@@ -7,7 +7,7 @@ import re
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
-from alembic_pgflow.operations import CreateFlowOp, DropFlowOp, UpdateFlowOptionsOp
+from alembic_pgflow.operations import CreateFlowOp, DropFlowOp, FlowGuardOp, UpdateFlowOptionsOp
 
 # SQLAlchemy's text() reads ":name" as a bind parameter and turns "\:" into ":". These are the
 # two patterns it applies (sqlalchemy.sql.compiler.BIND_PARAMS and BIND_PARAMS_ESC).
@@ -36,6 +36,18 @@ def python_string(text: str) -> str:
 def execute_line(sql: str) -> str:
     """``op.execute(...)`` for one statement; Alembic adds the terminator offline."""
     return f"op.execute({python_string(text_safe(sql.rstrip().removesuffix(';')))})"
+
+
+@renderers.dispatch_for(FlowGuardOp)
+def render_flow_guard(autogen_context: AutogenContext, op: FlowGuardOp) -> list[str]:
+    """The guard function in the upgrade; nothing in the downgrade."""
+    if not op.in_upgrade:
+        return []
+    return [
+        "# pgflow: the guard each new flow calls first (a temporary function, gone after the "
+        "session)",
+        execute_line(op.statement),
+    ]
 
 
 @renderers.dispatch_for(CreateFlowOp)

@@ -1,8 +1,8 @@
 """tune analyze_website retries and summary timeout
 
-Revision ID: e506d825c0ce
-Revises: 336848d42627
-Create Date: 2026-11-26 15:20:40.131390
+Revision ID: d8f6d33c1dfc
+Revises: 3051ae1b9b41
+Create Date: 2026-11-26 15:34:47.998666
 
 """
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = 'e506d825c0ce'
-down_revision: Union[str, Sequence[str], None] = '336848d42627'
+revision: str = 'd8f6d33c1dfc'
+down_revision: Union[str, Sequence[str], None] = '3051ae1b9b41'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

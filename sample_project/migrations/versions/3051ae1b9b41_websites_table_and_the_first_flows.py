@@ -1,8 +1,8 @@
 """websites table and the first flows
 
-Revision ID: 336848d42627
+Revision ID: 3051ae1b9b41
 Revises: 
-Create Date: 2026-11-26 15:20:37.717279
+Create Date: 2026-11-26 15:34:45.859667
 
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '336848d42627'
+revision: str = '3051ae1b9b41'
 down_revision: Union[str, Sequence[str], None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -30,19 +30,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('url')
     )
-    # pgflow flow 'analyze_website': create it (structure 5ff3d29bd435)
-    op.execute("""DO $pgflow$
+    # pgflow: the guard each new flow calls first (a temporary function, gone after the session)
+    op.execute("""CREATE OR REPLACE FUNCTION pg_temp.alembic_pgflow_guard(p_slug text, p_expected jsonb, p_new_slug text)
+    RETURNS void LANGUAGE plpgsql AS $pgflow$
     DECLARE
-      expected jsonb := '[
-        {"slug": "website", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-        {"slug": "summary", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-        {"slug": "sentiment", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-        {"slug": "save_to_db", "step_type": "single", "dependencies": ["sentiment", "summary"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null}
-      ]';
       stored jsonb;
     BEGIN
-      PERFORM pg_advisory_xact_lock(1885824631, hashtext('analyze_website'));
-      IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = 'analyze_website') THEN
+      PERFORM pg_advisory_xact_lock(123589402324855);
+      IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
         RETURN;
       END IF;
       SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -58,56 +53,36 @@ def upgrade() -> None:
           'forbidden_input_pattern', s.forbidden_input_pattern
         ) ORDER BY s.step_index), '[]'::jsonb)
       INTO stored
-      FROM pgflow.steps s WHERE s.flow_slug = 'analyze_website';
-      IF stored IS DISTINCT FROM expected THEN
+      FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+      IF stored IS DISTINCT FROM p_expected THEN
         RAISE EXCEPTION USING
-          MESSAGE = 'pgflow flow ''analyze_website'' already exists with another structure; this migration cannot create it, and create_flow/add_step would corrupt it',
-          DETAIL = 'in the database ' || stored::text || ', in this migration ' || expected::text,
-          HINT = 'Give the flow in code a new slug (for example analyze_website_v2) and generate the migration again.';
+          MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' already exists with another '
+            || 'structure; this migration cannot create it, and create_flow/add_step would '
+            || 'corrupt it',
+          DETAIL = 'in the database ' || stored::text || ', in this migration ' || p_expected::text,
+          HINT = 'Give the flow in code a new slug (for example ' || p_new_slug
+            || ') and generate the migration again.';
       END IF;
     END
     $pgflow$""")
+    # pgflow flow 'analyze_website': create it (structure 5ff3d29bd435)
+    op.execute("""SELECT pg_temp.alembic_pgflow_guard('analyze_website', '[
+      {"slug": "website", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
+      {"slug": "summary", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
+      {"slug": "sentiment", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
+      {"slug": "save_to_db", "step_type": "single", "dependencies": ["sentiment", "summary"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null}
+    ]', 'analyze_website_v2')""")
     op.execute("SELECT pgflow.create_flow('analyze_website', max_attempts => 3, base_delay => 5, timeout => 60)")
     op.execute("SELECT pgflow.add_step('analyze_website', 'website')")
     op.execute("SELECT pgflow.add_step('analyze_website', 'summary', ARRAY['website'], timeout => 120)")
     op.execute("SELECT pgflow.add_step('analyze_website', 'sentiment', ARRAY['website'], max_attempts => 5)")
     op.execute("SELECT pgflow.add_step('analyze_website', 'save_to_db', ARRAY['summary', 'sentiment'])")
     # pgflow flow 'score_reviews': create it (structure 71d7188c266c)
-    op.execute("""DO $pgflow$
-    DECLARE
-      expected jsonb := '[
-        {"slug": "fetch_reviews", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-        {"slug": "score_review", "step_type": "map", "dependencies": ["fetch_reviews"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-        {"slug": "publish_scores", "step_type": "single", "dependencies": ["score_review"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": {"publish": true}, "forbidden_input_pattern": null}
-      ]';
-      stored jsonb;
-    BEGIN
-      PERFORM pg_advisory_xact_lock(1885824631, hashtext('score_reviews'));
-      IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = 'score_reviews') THEN
-        RETURN;
-      END IF;
-      SELECT coalesce(jsonb_agg(jsonb_build_object(
-          'slug', s.step_slug,
-          'step_type', s.step_type,
-          'dependencies', coalesce((
-            SELECT jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
-            FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-          ), '[]'::jsonb),
-          'when_unmet', s.when_unmet,
-          'when_exhausted', s.when_exhausted,
-          'required_input_pattern', s.required_input_pattern,
-          'forbidden_input_pattern', s.forbidden_input_pattern
-        ) ORDER BY s.step_index), '[]'::jsonb)
-      INTO stored
-      FROM pgflow.steps s WHERE s.flow_slug = 'score_reviews';
-      IF stored IS DISTINCT FROM expected THEN
-        RAISE EXCEPTION USING
-          MESSAGE = 'pgflow flow ''score_reviews'' already exists with another structure; this migration cannot create it, and create_flow/add_step would corrupt it',
-          DETAIL = 'in the database ' || stored::text || ', in this migration ' || expected::text,
-          HINT = 'Give the flow in code a new slug (for example score_reviews_v2) and generate the migration again.';
-      END IF;
-    END
-    $pgflow$""")
+    op.execute("""SELECT pg_temp.alembic_pgflow_guard('score_reviews', '[
+      {"slug": "fetch_reviews", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
+      {"slug": "score_review", "step_type": "map", "dependencies": ["fetch_reviews"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
+      {"slug": "publish_scores", "step_type": "single", "dependencies": ["score_review"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": {"publish": true}, "forbidden_input_pattern": null}
+    ]', 'score_reviews_v2')""")
     op.execute("SELECT pgflow.create_flow('score_reviews', timeout => 30)")
     op.execute("SELECT pgflow.add_step('score_reviews', 'fetch_reviews')")
     op.execute("SELECT pgflow.add_step('score_reviews', 'score_review', ARRAY['fetch_reviews'], max_attempts => 2, step_type => 'map')")
