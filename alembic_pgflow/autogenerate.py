@@ -29,13 +29,14 @@ from alembic_pgflow.errors import (
     UnsupportedFeatureError,
 )
 from alembic_pgflow.migration_sql import (
+    creation_block_sql,
     creation_guard_sql,
     guard_function_sql,
     removal_statements,
 )
 from alembic_pgflow.operations import CreateFlowOp, FlowGuardOp, UpdateFlowOptionsOp
 from alembic_pgflow.releases import OLDEST_SUPPORTED, Feature
-from alembic_pgflow.settings import PgflowSettings, read_settings
+from alembic_pgflow.settings import PgflowSettings, RevisionStyle, read_settings
 from alembic_pgflow.shape import shape_of
 
 log = logging.getLogger("alembic.alembic_pgflow")
@@ -114,7 +115,7 @@ def plan_operations(
     for comparison in comparisons:
         if comparison.status is FlowStatus.NEW:
             assert comparison.code is not None
-            operations.append(_create(comparison.code, catalog, taken=set(code)))
+            operations.append(_create(comparison.code, catalog, set(code), settings.revision_style))
         elif comparison.status is FlowStatus.OPTIONS_CHANGED:
             operations.append(UpdateFlowOptionsOp(comparison.slug, comparison.option_changes))
         elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
@@ -138,7 +139,9 @@ def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | No
     return max(1, catalog.lock_table_size // (2 * LOCKS_PER_NEW_FLOW))
 
 
-def _create(found: DiscoveredFlow, catalog: PgflowCatalog, taken: set[str]) -> CreateFlowOp:
+def _create(
+    found: DiscoveredFlow, catalog: PgflowCatalog, taken: set[str], style: RevisionStyle
+) -> CreateFlowOp:
     flow = found.flow
     for slug in catalog.flows:
         if slug.lower() == flow.slug.lower():
@@ -160,16 +163,19 @@ def _create(found: DiscoveredFlow, catalog: PgflowCatalog, taken: set[str]) -> C
             "the feature from the flow"
         ) from error
     shape = shape_of(flow)
+    guard = creation_guard_sql(
+        flow.slug,
+        shape.structure,
+        catalog.features,
+        next_free_slug(flow.slug, taken | set(catalog.flows)),
+    )
+    compiled = (create_flow_sql(flow), *(add_step_sql(flow.slug, s) for s in flow.steps))
     return CreateFlowOp(
         slug=flow.slug,
         structure_checksum=shape.structure_checksum,
-        guard=creation_guard_sql(
-            flow.slug,
-            shape.structure,
-            catalog.features,
-            next_free_slug(flow.slug, taken | set(catalog.flows)),
+        statements=(
+            (creation_block_sql([guard, *compiled]),) if style == "block" else (guard, *compiled)
         ),
-        statements=(create_flow_sql(flow), *(add_step_sql(flow.slug, s) for s in flow.steps)),
         removal=tuple(removal_statements(flow.slug)),
     )
 

@@ -15,19 +15,18 @@ from typing import Any
 from alembic_pgflow.differences import OptionChange
 from alembic_pgflow.input_patterns import canonical_json
 from alembic_pgflow.releases import Feature
-from alembic_pgflow.shape import FlowStructure, StepStructure
+from alembic_pgflow.shape import (
+    DEFAULT_WHEN_EXHAUSTED,
+    DEFAULT_WHEN_UNMET,
+    FlowStructure,
+    StepStructure,
+)
 from alembic_pgflow.sql_text import do_block, quote_text, sql_value
 
 # The key of pg_advisory_xact_lock(bigint) that serializes flow migrations: b"pgflow". One key
 # for all slugs, so a revision of thousands of flows takes one lock-table entry, not thousands.
 ADVISORY_LOCK_KEY = int.from_bytes(b"pgflow", "big")
 
-_CONDITION_COLUMNS = (
-    "when_unmet",
-    "when_exhausted",
-    "required_input_pattern",
-    "forbidden_input_pattern",
-)
 _OPTION_COLUMNS = {
     "max_attempts": "opt_max_attempts",
     "base_delay": "opt_base_delay",
@@ -37,33 +36,32 @@ _OPTION_COLUMNS = {
 
 
 def expected_structure_json(structure: FlowStructure, features: frozenset[Feature]) -> str:
-    """The structure as the creation guard reads it back: a JSON array, one step a line."""
+    """The structure the guard must find, one step a line, each with only what differs from
+    pgflow's defaults (a single step, no dependencies, ``skip``/``fail``, no patterns)."""
     steps = ",\n".join("  " + _step_json(step, features) for step in structure.steps)
     return f"[\n{steps}\n]" if steps else "[]"
 
 
 def _step_json(step: StepStructure, features: frozenset[Feature]) -> str:
-    fields: dict[str, Any] = {
-        "slug": step.slug,
-        "step_type": step.step_type,
-        "dependencies": sorted(step.dependencies),
-    }
+    fields: dict[str, Any] = {"slug": step.slug}
+    if step.step_type != "single":
+        fields["step_type"] = step.step_type
+    if step.dependencies:
+        fields["dependencies"] = sorted(step.dependencies)
     if Feature.STEP_CONDITIONS in features:
-        fields |= {
-            "when_unmet": step.when_unmet,
-            "when_exhausted": step.when_exhausted,
-            "required_input_pattern": _parsed(step.required_input_pattern),
-            "forbidden_input_pattern": _parsed(step.forbidden_input_pattern),
-        }
+        if step.when_unmet != DEFAULT_WHEN_UNMET:
+            fields["when_unmet"] = step.when_unmet
+        if step.when_exhausted != DEFAULT_WHEN_EXHAUSTED:
+            fields["when_exhausted"] = step.when_exhausted
+        for name in ("required_input_pattern", "forbidden_input_pattern"):
+            pattern = getattr(step, name)
+            if pattern is not None:
+                fields[name] = json.loads(pattern, parse_float=Decimal)
     # Spaced, so that no ":" is followed by a word (SQLAlchemy's text() would see a bind).
     items = (
         f"{json.dumps(key)}: {canonical_json(value, spaced=True)}" for key, value in fields.items()
     )
     return "{" + ", ".join(items) + "}"
-
-
-def _parsed(pattern: str | None) -> Any:
-    return None if pattern is None else json.loads(pattern, parse_float=Decimal)
 
 
 GUARD_FUNCTION = "pg_temp.alembic_pgflow_guard"
@@ -78,11 +76,30 @@ def guard_function_sql(features: frozenset[Feature]) -> str:
     then), and fails when the slug holds another structure. It reads only the step columns
     the database's pgflow has.
     """
-    conditions = "".join(
-        f",\n      '{column}', s.{column}"
-        for column in _CONDITION_COLUMNS
-        if Feature.STEP_CONDITIONS in features
-    )
+    parts = [
+        "jsonb_build_object('slug', s.step_slug)",
+        _unless("s.step_type = 'single'", "step_type", "s.step_type"),
+        """coalesce((
+        SELECT jsonb_build_object(
+          'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
+        FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
+        HAVING count(*) > 0
+      ), '{}')""",
+    ]
+    if Feature.STEP_CONDITIONS in features:
+        parts += [
+            _unless(f"s.when_unmet = '{DEFAULT_WHEN_UNMET}'", "when_unmet", "s.when_unmet"),
+            _unless(
+                f"s.when_exhausted = '{DEFAULT_WHEN_EXHAUSTED}'",
+                "when_exhausted",
+                "s.when_exhausted",
+            ),
+            *(
+                _unless(f"s.{name} IS NULL", name, f"s.{name}")
+                for name in ("required_input_pattern", "forbidden_input_pattern")
+            ),
+        ]
+    step_object = "\n      || ".join(parts)
     return f"""\
 CREATE OR REPLACE FUNCTION {GUARD_FUNCTION}(p_slug text, p_expected jsonb, p_new_slug text)
 RETURNS void LANGUAGE plpgsql AS $pgflow$
@@ -93,14 +110,9 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
     RETURN;
   END IF;
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
-      'slug', s.step_slug,
-      'step_type', s.step_type,
-      'dependencies', coalesce((
-        SELECT jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
-        FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-      ), '[]'::jsonb){conditions}
-    ) ORDER BY s.step_index), '[]'::jsonb)
+  SELECT coalesce(jsonb_agg(
+      {step_object}
+    ORDER BY s.step_index), '[]'::jsonb)
   INTO stored
   FROM pgflow.steps s WHERE s.flow_slug = p_slug;
   IF stored IS DISTINCT FROM p_expected THEN
@@ -116,12 +128,25 @@ END
 $pgflow$"""
 
 
+def _unless(is_default: str, key: str, value: str) -> str:
+    return f"CASE WHEN {is_default} THEN '{{}}' ELSE jsonb_build_object('{key}', {value}) END"
+
+
 def creation_guard_sql(
     slug: str, structure: FlowStructure, features: frozenset[Feature], suggested_slug: str
 ) -> str:
     """The guard's call for one new flow, with the structure it must find if the slug exists."""
     expected = quote_text(expected_structure_json(structure, features))
     return f"SELECT {GUARD_FUNCTION}({quote_text(slug)}, {expected}, {quote_text(suggested_slug)})"
+
+
+def creation_block_sql(statements: Sequence[str]) -> str:
+    """The same statements as one ``DO`` block of ``PERFORM``s: one round trip per flow."""
+    calls = "".join(
+        f"  PERFORM {statement.rstrip().removesuffix(';').removeprefix('SELECT ')};\n"
+        for statement in statements
+    )
+    return do_block(f"BEGIN\n{calls}END")
 
 
 def removal_statements(slug: str) -> list[str]:

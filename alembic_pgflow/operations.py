@@ -32,19 +32,18 @@ class FlowGuardOp(MigrateOperation):
 
 
 class CreateFlowOp(MigrateOperation):
-    """Create a new flow: a guard, then ``create_flow`` and each ``add_step``."""
+    """Create a new flow: the guard's call, ``create_flow`` and each ``add_step``, in order
+    (as separate statements, or as one block)."""
 
     def __init__(
         self,
         slug: str,
         structure_checksum: str,
-        guard: str,
         statements: tuple[str, ...],
         removal: tuple[str, ...],
     ) -> None:
         self.slug = slug
         self.structure_checksum = structure_checksum
-        self.guard = guard
         self.statements = statements
         self.removal = removal
 

@@ -52,10 +52,9 @@ def render_flow_guard(autogen_context: AutogenContext, op: FlowGuardOp) -> list[
 
 @renderers.dispatch_for(CreateFlowOp)
 def render_create_flow(autogen_context: AutogenContext, op: CreateFlowOp) -> list[str]:
-    """A comment, the guard, ``create_flow`` and each ``add_step``."""
+    """A comment, then the guard's call, ``create_flow`` and each ``add_step``."""
     return [
         f"# pgflow flow {op.slug!r}: create it (structure {op.structure_checksum[:12]})",
-        execute_line(op.guard),
         *(execute_line(statement) for statement in op.statements),
     ]
 

@@ -20,7 +20,13 @@ from alembic_pgflow.errors import PgflowConfigurationError
 log = logging.getLogger("alembic.alembic_pgflow")
 
 OptionsChanges = Literal["update", "error"]
-SETTING_NAMES = ("pgflow_modules", "pgflow_options_changes", "pgflow_max_new_flows_per_revision")
+RevisionStyle = Literal["statements", "block"]
+SETTING_NAMES = (
+    "pgflow_modules",
+    "pgflow_options_changes",
+    "pgflow_max_new_flows_per_revision",
+    "pgflow_revision_style",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class PgflowSettings:
     """Modules or packages (searched recursively) that define ``Flow`` objects."""
     options_changes: OptionsChanges = "update"
     """``"update"`` writes an UPDATE of the options; ``"error"`` refuses option changes."""
+    revision_style: RevisionStyle = "statements"
+    """``"statements"``: one ``op.execute`` per statement of the compiler; ``"block"``: one
+    ``DO`` block per new flow (the same calls as ``PERFORM``, one round trip per flow)."""
     max_new_flows_per_revision: int | None = None
     """At most this many new flows in one revision (``0``: no limit); ``None`` lets the plugin
     derive a limit from the server's lock table where pgmq queues are created."""
@@ -42,19 +51,27 @@ def read_settings(opts: Mapping[str, Any], config: Config | None) -> PgflowSetti
     modules = _modules(_setting("pgflow_modules", opts, config))
     if not modules:
         return None
-    changes = _setting("pgflow_options_changes", opts, config) or "update"
-    if changes not in ("update", "error"):
-        raise PgflowConfigurationError(
-            f"pgflow_options_changes must be 'update' or 'error', got {changes!r}"
-        )
+    changes = _choice("pgflow_options_changes", opts, config, ("update", "error"))
+    style = _choice("pgflow_revision_style", opts, config, ("statements", "block"))
     return PgflowSettings(
         modules=modules,
         options_changes=cast(OptionsChanges, changes),
+        revision_style=cast(RevisionStyle, style),
         max_new_flows_per_revision=_count(
             "pgflow_max_new_flows_per_revision",
             _setting("pgflow_max_new_flows_per_revision", opts, config),
         ),
     )
+
+
+def _choice(
+    name: str, opts: Mapping[str, Any], config: Config | None, choices: tuple[str, ...]
+) -> str:
+    value = _setting(name, opts, config) or choices[0]
+    if value not in choices:
+        allowed = " or ".join(repr(choice) for choice in choices)
+        raise PgflowConfigurationError(f"{name} must be {allowed}, got {value!r}")
+    return str(value)
 
 
 def _count(name: str, value: Any) -> int | None:

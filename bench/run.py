@@ -7,7 +7,7 @@ server, whose connecting user may create databases):
 
 - autogenerate from an empty database: wall time, revision size, peak memory;
 - ``alembic upgrade head`` of that revision, against the same SQL (``alembic upgrade --sql``)
-  run in one transaction with ``psql -1 -f``;
+  run in one transaction with ``psql -1 -f``, for both ``pgflow_revision_style`` values;
 - autogenerate with nothing to do, with the plugin and without it (env.py without
   ``import alembic_pgflow``): wall times, and the SQL statements the plugin adds.
 
@@ -122,20 +122,9 @@ def psql_path() -> str:
     return str(Path(POSTGRES_BIN_PATH) / "psql")
 
 
-def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, float]:
-    url = server.fresh_database(f"bench_{count}")
-    project = AlembicProject.create(work / f"project_{count}", url)
-    project.write_flows(flows_module(count))
-
-    generate = timed(project, "revision", "--autogenerate", "-m", "all flows")
-    (revision,) = project.revisions()
-    offline = project.alembic("upgrade", "head", "--sql").stdout
-    upgrade = timed(project, "upgrade", "head")
-
-    # The same SQL through psql, in one transaction, on a fresh database.
-    server.fresh_database(f"bench_{count}_psql")
-    script = work / f"upgrade_{count}.sql"
-    script.write_text(offline)
+def psql_seconds(server: Server, dbname: str, script: Path) -> float:
+    """Run an SQL script in one transaction with psql on a fresh database."""
+    server.fresh_database(dbname)
     start = time.perf_counter()
     subprocess.run(
         [
@@ -147,12 +136,43 @@ def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, fl
             "-1",
             "-f",
             str(script),
-            server.url(f"bench_{count}_psql"),
+            server.url(dbname),
         ],
         check=True,
         capture_output=True,
     )
-    psql_seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def upgrade_figures(server: Server, count: int, work: Path, style: str) -> dict[str, float]:
+    """Generate all flows from empty, upgrade, and the same SQL through psql, for one style."""
+    url = server.fresh_database(f"bench_{count}_{style}")
+    project = AlembicProject.create(work / f"project_{count}_{style}", url)
+    ini = project.root / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace("[alembic]\n", f"[alembic]\npgflow_revision_style = {style}\n")
+    )
+    project.write_flows(flows_module(count))
+    generate = timed(project, "revision", "--autogenerate", "-m", "all flows")
+    (revision,) = project.revisions()
+    script = work / f"upgrade_{count}_{style}.sql"
+    script.write_text(project.alembic("upgrade", "head", "--sql").stdout)
+    upgrade = timed(project, "upgrade", "head")
+    return {
+        "project": project,  # type: ignore[dict-item]
+        "generate_s": generate["seconds"],
+        "generate_peak_mb": generate["peak_rss_mb"],
+        "revision_mb": revision.stat().st_size / 1e6,
+        "upgrade_s": upgrade["seconds"],
+        "upgrade_peak_mb": upgrade["peak_rss_mb"],
+        "psql_s": psql_seconds(server, f"bench_{count}_{style}_psql", script),
+    }
+
+
+def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, float]:
+    statements = upgrade_figures(server, count, work, "statements")
+    block = upgrade_figures(server, count, work, "block")
+    project: AlembicProject = statements.pop("project")  # type: ignore[assignment]
 
     with_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
     env = project.root / "migrations" / "env.py"
@@ -161,13 +181,12 @@ def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, fl
 
     return {
         "flows": count,
-        "generate_s": generate["seconds"],
-        "revision_mb": revision.stat().st_size / 1e6,
-        "generate_peak_mb": generate["peak_rss_mb"],
-        "upgrade_s": upgrade["seconds"],
-        "upgrade_peak_mb": upgrade["peak_rss_mb"],
-        "psql_s": psql_seconds,
-        "upgrade_ratio": upgrade["seconds"] / psql_seconds,
+        **statements,
+        "upgrade_ratio": statements["upgrade_s"] / statements["psql_s"],
+        "block_revision_mb": block["revision_mb"],
+        "block_upgrade_s": block["upgrade_s"],
+        "block_psql_s": block["psql_s"],
+        "block_ratio": block["upgrade_s"] / block["psql_s"],
         "noop_plugin_s": with_plugin["seconds"],
         "noop_plain_s": without_plugin["seconds"],
         "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
@@ -183,6 +202,10 @@ COLUMNS = [
     ("upgrade_s", "upgrade (s)", "{:.2f}"),
     ("psql_s", "psql -1 -f (s)", "{:.2f}"),
     ("upgrade_ratio", "upgrade/psql", "{:.2f}"),
+    ("block_revision_mb", "block: revision (MB)", "{:.2f}"),
+    ("block_upgrade_s", "block: upgrade (s)", "{:.2f}"),
+    ("block_psql_s", "block: psql (s)", "{:.2f}"),
+    ("block_ratio", "block: upgrade/psql", "{:.2f}"),
     ("noop_plain_s", "no-op plain (s)", "{:.2f}"),
     ("noop_plugin_s", "no-op plugin (s)", "{:.2f}"),
     ("noop_overhead_s", "plugin overhead (s)", "{:.2f}"),

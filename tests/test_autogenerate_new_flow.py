@@ -37,18 +37,20 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
     RETURN;
   END IF;
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
-      'slug', s.step_slug,
-      'step_type', s.step_type,
-      'dependencies', coalesce((
-        SELECT jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
+  SELECT coalesce(jsonb_agg(
+      jsonb_build_object('slug', s.step_slug)
+      || CASE WHEN s.step_type = 'single' THEN '{}' ELSE jsonb_build_object('step_type', s.step_type) END
+      || coalesce((
+        SELECT jsonb_build_object(
+          'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
         FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-      ), '[]'::jsonb),
-      'when_unmet', s.when_unmet,
-      'when_exhausted', s.when_exhausted,
-      'required_input_pattern', s.required_input_pattern,
-      'forbidden_input_pattern', s.forbidden_input_pattern
-    ) ORDER BY s.step_index), '[]'::jsonb)
+        HAVING count(*) > 0
+      ), '{}')
+      || CASE WHEN s.when_unmet = 'skip' THEN '{}' ELSE jsonb_build_object('when_unmet', s.when_unmet) END
+      || CASE WHEN s.when_exhausted = 'fail' THEN '{}' ELSE jsonb_build_object('when_exhausted', s.when_exhausted) END
+      || CASE WHEN s.required_input_pattern IS NULL THEN '{}' ELSE jsonb_build_object('required_input_pattern', s.required_input_pattern) END
+      || CASE WHEN s.forbidden_input_pattern IS NULL THEN '{}' ELSE jsonb_build_object('forbidden_input_pattern', s.forbidden_input_pattern) END
+    ORDER BY s.step_index), '[]'::jsonb)
   INTO stored
   FROM pgflow.steps s WHERE s.flow_slug = p_slug;
   IF stored IS DISTINCT FROM p_expected THEN
@@ -64,11 +66,11 @@ END
 $pgflow$""")
 # pgflow flow 'analyze_website': create it (structure CHECKSUM)
 op.execute("""SELECT pg_temp.alembic_pgflow_guard('analyze_website', '[
-  {"slug": "website", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-  {"slug": "sentiment", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-  {"slug": "summary", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": {"lang": "en", "n": 1}, "forbidden_input_pattern": null},
-  {"slug": "save_to_db", "step_type": "single", "dependencies": ["sentiment", "summary"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-  {"slug": "scores", "step_type": "map", "dependencies": ["summary"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null}
+  {"slug": "website"},
+  {"slug": "sentiment", "dependencies": ["website"]},
+  {"slug": "summary", "dependencies": ["website"], "required_input_pattern": {"lang": "en", "n": 1}},
+  {"slug": "save_to_db", "dependencies": ["sentiment", "summary"]},
+  {"slug": "scores", "step_type": "map", "dependencies": ["summary"]}
 ]', 'analyze_website_v2')""")
 op.execute("SELECT pgflow.create_flow('analyze_website', max_attempts => 3, base_delay => 5, timeout => 10)")
 op.execute("SELECT pgflow.add_step('analyze_website', 'website')")

@@ -1,8 +1,8 @@
 """tune analyze_website retries and summary timeout
 
-Revision ID: d8f6d33c1dfc
-Revises: 3051ae1b9b41
-Create Date: 2026-11-26 15:34:47.998666
+Revision ID: f38965d49bc6
+Revises: 6d858d3a1194
+Create Date: 2026-11-26 15:39:38.918598
 
 """
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = 'd8f6d33c1dfc'
-down_revision: Union[str, Sequence[str], None] = '3051ae1b9b41'
+revision: str = 'f38965d49bc6'
+down_revision: Union[str, Sequence[str], None] = '6d858d3a1194'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

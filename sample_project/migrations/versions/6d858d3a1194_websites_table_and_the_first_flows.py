@@ -1,8 +1,8 @@
 """websites table and the first flows
 
-Revision ID: 3051ae1b9b41
+Revision ID: 6d858d3a1194
 Revises: 
-Create Date: 2026-11-26 15:34:45.859667
+Create Date: 2026-11-26 15:39:36.809509
 
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '3051ae1b9b41'
+revision: str = '6d858d3a1194'
 down_revision: Union[str, Sequence[str], None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -40,18 +40,20 @@ def upgrade() -> None:
       IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
         RETURN;
       END IF;
-      SELECT coalesce(jsonb_agg(jsonb_build_object(
-          'slug', s.step_slug,
-          'step_type', s.step_type,
-          'dependencies', coalesce((
-            SELECT jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C")
+      SELECT coalesce(jsonb_agg(
+          jsonb_build_object('slug', s.step_slug)
+          || CASE WHEN s.step_type = 'single' THEN '{}' ELSE jsonb_build_object('step_type', s.step_type) END
+          || coalesce((
+            SELECT jsonb_build_object(
+              'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
             FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-          ), '[]'::jsonb),
-          'when_unmet', s.when_unmet,
-          'when_exhausted', s.when_exhausted,
-          'required_input_pattern', s.required_input_pattern,
-          'forbidden_input_pattern', s.forbidden_input_pattern
-        ) ORDER BY s.step_index), '[]'::jsonb)
+            HAVING count(*) > 0
+          ), '{}')
+          || CASE WHEN s.when_unmet = 'skip' THEN '{}' ELSE jsonb_build_object('when_unmet', s.when_unmet) END
+          || CASE WHEN s.when_exhausted = 'fail' THEN '{}' ELSE jsonb_build_object('when_exhausted', s.when_exhausted) END
+          || CASE WHEN s.required_input_pattern IS NULL THEN '{}' ELSE jsonb_build_object('required_input_pattern', s.required_input_pattern) END
+          || CASE WHEN s.forbidden_input_pattern IS NULL THEN '{}' ELSE jsonb_build_object('forbidden_input_pattern', s.forbidden_input_pattern) END
+        ORDER BY s.step_index), '[]'::jsonb)
       INTO stored
       FROM pgflow.steps s WHERE s.flow_slug = p_slug;
       IF stored IS DISTINCT FROM p_expected THEN
@@ -67,10 +69,10 @@ def upgrade() -> None:
     $pgflow$""")
     # pgflow flow 'analyze_website': create it (structure 5ff3d29bd435)
     op.execute("""SELECT pg_temp.alembic_pgflow_guard('analyze_website', '[
-      {"slug": "website", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-      {"slug": "summary", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-      {"slug": "sentiment", "step_type": "single", "dependencies": ["website"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-      {"slug": "save_to_db", "step_type": "single", "dependencies": ["sentiment", "summary"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null}
+      {"slug": "website"},
+      {"slug": "summary", "dependencies": ["website"]},
+      {"slug": "sentiment", "dependencies": ["website"]},
+      {"slug": "save_to_db", "dependencies": ["sentiment", "summary"]}
     ]', 'analyze_website_v2')""")
     op.execute("SELECT pgflow.create_flow('analyze_website', max_attempts => 3, base_delay => 5, timeout => 60)")
     op.execute("SELECT pgflow.add_step('analyze_website', 'website')")
@@ -79,9 +81,9 @@ def upgrade() -> None:
     op.execute("SELECT pgflow.add_step('analyze_website', 'save_to_db', ARRAY['summary', 'sentiment'])")
     # pgflow flow 'score_reviews': create it (structure 71d7188c266c)
     op.execute("""SELECT pg_temp.alembic_pgflow_guard('score_reviews', '[
-      {"slug": "fetch_reviews", "step_type": "single", "dependencies": [], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-      {"slug": "score_review", "step_type": "map", "dependencies": ["fetch_reviews"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": null, "forbidden_input_pattern": null},
-      {"slug": "publish_scores", "step_type": "single", "dependencies": ["score_review"], "when_unmet": "skip", "when_exhausted": "fail", "required_input_pattern": {"publish": true}, "forbidden_input_pattern": null}
+      {"slug": "fetch_reviews"},
+      {"slug": "score_review", "step_type": "map", "dependencies": ["fetch_reviews"]},
+      {"slug": "publish_scores", "dependencies": ["score_review"], "required_input_pattern": {"publish": true}}
     ]', 'score_reviews_v2')""")
     op.execute("SELECT pgflow.create_flow('score_reviews', timeout => 30)")
     op.execute("SELECT pgflow.add_step('score_reviews', 'fetch_reviews')")
