@@ -17,13 +17,17 @@ FLOWS = """
 
     small = Flow("small", timeout=5).step("a").map("b", array="a", required_input_pattern={"$pgflow$": 1})
 """
-SMALL = Flow("small", timeout=5).step("a").map("b", array="a", required_input_pattern={"$pgflow$": 1})
+SMALL = (
+    Flow("small", timeout=5).step("a").map("b", array="a", required_input_pattern={"$pgflow$": 1})
+)
 
 
 @pytest.fixture
 def block_project(alembic_project: AlembicProject) -> AlembicProject:
     ini = alembic_project.root / "alembic.ini"
-    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_revision_style = block\n", 1))
+    ini.write_text(
+        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_revision_style = block\n", 1)
+    )
     alembic_project.write_flows(FLOWS)
     return alembic_project
 
@@ -53,7 +57,9 @@ def test_one_block_per_flow(block_project: AlembicProject, postgresql: psycopg.C
     assert definition_rows(postgresql) == {"flows": [], "steps": [], "deps": []}
 
 
-def test_block_offline_and_guarded(block_project: AlembicProject, postgresql: psycopg.Connection) -> None:
+def test_block_offline_and_guarded(
+    block_project: AlembicProject, postgresql: psycopg.Connection
+) -> None:
     block_project.autogenerate()
     offline = block_project.alembic("upgrade", "head", "--sql").stdout
     run_sql(postgresql, ["DROP TABLE IF EXISTS alembic_version"])
@@ -61,7 +67,10 @@ def test_block_offline_and_guarded(block_project: AlembicProject, postgresql: ps
     assert read_catalog(postgresql).flows["small"].shape == shape_of(SMALL)
 
     block_project.alembic("downgrade", "base")
-    run_sql(postgresql, ["SELECT pgflow.create_flow('small')", "SELECT pgflow.add_step('small', 'other')"])
+    run_sql(
+        postgresql,
+        ["SELECT pgflow.create_flow('small')", "SELECT pgflow.add_step('small', 'other')"],
+    )
     result = block_project.alembic("upgrade", "head", check=False)
     assert result.returncode != 0
     assert "pgflow flow 'small' already exists with another structure" in result.stderr
@@ -69,7 +78,12 @@ def test_block_offline_and_guarded(block_project: AlembicProject, postgresql: ps
 
 def test_bad_style_setting(alembic_project: AlembicProject) -> None:
     ini = alembic_project.root / "alembic.ini"
-    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_revision_style = fast\n", 1))
+    ini.write_text(
+        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_revision_style = fast\n", 1)
+    )
     alembic_project.write_flows("from alembic_pgflow import Flow\n")
     result = alembic_project.alembic("revision", "--autogenerate", check=False)
-    assert result.stdout == "FAILED: pgflow_revision_style must be 'statements' or 'block', got 'fast'\n"
+    assert (
+        result.stdout
+        == "FAILED: pgflow_revision_style must be 'statements' or 'block', got 'fast'\n"
+    )
