@@ -36,16 +36,19 @@ class AlembicProject:
             "from sqlalchemy import MetaData\n\ntarget_metadata = MetaData()",
         )
         env.write_text(source)
-        ini = root / "alembic.ini"
-        text = ini.read_text()
-        text = re.sub(
-            r"^sqlalchemy\.url = .*$", f"sqlalchemy.url = {database_url}", text, flags=re.M
-        )
-        text = text.replace("[alembic]\n", f"[alembic]\npgflow_modules = {modules}\n", 1)
-        ini.write_text(text)
+        project.set_option("sqlalchemy.url", database_url)
+        project.set_option("pgflow_modules", modules)
         (root / "flows_app").mkdir()
         (root / "flows_app" / "__init__.py").write_text("")
         return project
+
+    def set_option(self, name: str, value: str | None) -> None:
+        """Set (or, with ``None``, remove) an option of alembic.ini's ``[alembic]`` section."""
+        ini = self.root / "alembic.ini"
+        text = re.sub(rf"^{re.escape(name)} = .*\n", "", ini.read_text(), flags=re.M)
+        if value is not None:
+            text = text.replace("[alembic]\n", f"[alembic]\n{name} = {value}\n", 1)
+        ini.write_text(text)
 
     def write(self, relative: str, source: str) -> None:
         """Write a file of the project (dedented)."""

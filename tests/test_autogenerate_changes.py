@@ -194,10 +194,7 @@ def test_options_change_gives_an_update_revision(
 
 def test_options_changes_can_be_refused(alembic_project: AlembicProject) -> None:
     applied(alembic_project, ORIGINAL)
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_options_changes = error\n", 1)
-    )
+    alembic_project.set_option("pgflow_options_changes", "error")
     alembic_project.write_flows(TUNED)
     files_before = alembic_project.revisions()
     result = alembic_project.alembic("revision", "--autogenerate", check=False)

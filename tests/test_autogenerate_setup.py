@@ -34,12 +34,7 @@ def test_module_that_fails_to_import(alembic_project: AlembicProject) -> None:
 
 
 def test_missing_module(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace(
-            "pgflow_modules = flows_app.flows", "pgflow_modules = nowhere.flows"
-        )
-    )
+    alembic_project.set_option("pgflow_modules", "nowhere.flows")
     output = failed(alembic_project, "revision", "--autogenerate")
     assert output == (
         "FAILED: could not import pgflow module 'nowhere.flows': no module named 'nowhere' (is "
@@ -48,10 +43,7 @@ def test_missing_module(alembic_project: AlembicProject) -> None:
 
 
 def test_two_flows_with_one_slug(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("pgflow_modules = flows_app.flows", "pgflow_modules = flows_app")
-    )
+    alembic_project.set_option("pgflow_modules", "flows_app")
     alembic_project.write(
         "flows_app/billing.py",
         "from alembic_pgflow import Flow\ninvoice = Flow('invoice').step('a')\n",
@@ -79,10 +71,7 @@ def test_slugs_differing_only_in_case(alembic_project: AlembicProject) -> None:
 def test_packages_are_searched_recursively_and_reexports_count_once(
     alembic_project: AlembicProject,
 ) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("pgflow_modules = flows_app.flows", "pgflow_modules = flows_app")
-    )
+    alembic_project.set_option("pgflow_modules", "flows_app")
     alembic_project.write(
         "flows_app/deep/__init__.py", "from flows_app.deep.er.flows import nested\n"
     )
@@ -143,8 +132,7 @@ def test_database_lacking_a_feature(
 
 
 def test_settings_from_context_configure(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(ini.read_text().replace("pgflow_modules = flows_app.flows\n", ""))
+    alembic_project.set_option("pgflow_modules", None)
     env = alembic_project.root / "migrations" / "env.py"
     env.write_text(
         env.read_text().replace(
@@ -164,8 +152,7 @@ def test_settings_from_context_configure(alembic_project: AlembicProject) -> Non
 
 @pytest.mark.skipif(ALEMBIC_VERSION < (1, 16), reason="pyproject.toml settings need Alembic 1.16")
 def test_settings_from_pyproject(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(ini.read_text().replace("pgflow_modules = flows_app.flows\n", ""))
+    alembic_project.set_option("pgflow_modules", None)
     alembic_project.write(
         "pyproject.toml", '[tool.alembic]\npgflow_modules = ["flows_app.flows"]\n'
     )
@@ -177,8 +164,7 @@ def test_settings_from_pyproject(alembic_project: AlembicProject) -> None:
 
 
 def test_not_configured_compares_nothing(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(ini.read_text().replace("pgflow_modules = flows_app.flows\n", ""))
+    alembic_project.set_option("pgflow_modules", None)
     alembic_project.write_flows("from alembic_pgflow import Flow\nf = Flow('ignored').step('a')\n")
     result = alembic_project.alembic("revision", "--autogenerate")
     assert "pgflow_modules is not set: no flows compared" in result.stderr
@@ -186,22 +172,14 @@ def test_not_configured_compares_nothing(alembic_project: AlembicProject) -> Non
 
 
 def test_bad_options_changes_setting(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_options_changes = ignore\n", 1)
-    )
+    alembic_project.set_option("pgflow_options_changes", "ignore")
     alembic_project.write_flows("from alembic_pgflow import Flow\n")
     output = failed(alembic_project, "revision", "--autogenerate")
     assert output == "FAILED: pgflow_options_changes must be 'update' or 'error', got 'ignore'\n"
 
 
 def test_bad_new_flow_limit_setting(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace(
-            "[alembic]\n", "[alembic]\npgflow_max_new_flows_per_revision = many\n", 1
-        )
-    )
+    alembic_project.set_option("pgflow_max_new_flows_per_revision", "many")
     alembic_project.write_flows("from alembic_pgflow import Flow\n")
     output = failed(alembic_project, "revision", "--autogenerate")
     assert (

@@ -237,17 +237,14 @@ def test_configuration_errors(project: AlembicProject) -> None:
     assert unreachable.returncode == 2
     assert unreachable.stderr.startswith("Error: cannot connect to the database: ")
     assert "Traceback" not in unreachable.stderr
-    ini = project.root / "alembic.ini"
-    ini.write_text(ini.read_text().replace("pgflow_modules = flows_app.flows\n", ""))
+    project.set_option("pgflow_modules", None)
     unset = cli(project, "compile")
     assert unset.returncode == 2
     assert unset.stderr.startswith(
         "Error: pgflow_modules is not set: add 'pgflow_modules = myapp.flows'"
     )
     project.write_flows("from alembic_pgflow import Flow\nbad = Flow('bad').step('a', timeout=1)\n")
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_modules = flows_app.flows\n")
-    )
+    project.set_option("pgflow_modules", "flows_app.flows")
     broken = cli(project, "compile")
     assert broken.returncode == 2
     assert broken.stderr.startswith(

@@ -71,10 +71,7 @@ def test_queues_are_created_and_dropped(
 
 @pytest.mark.usefixtures("with_fake_pgmq")
 def test_new_flows_come_in_batches_when_limited(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_max_new_flows_per_revision = 2\n")
-    )
+    alembic_project.set_option("pgflow_max_new_flows_per_revision", "2")
     three_flows(alembic_project)
     first = alembic_project.alembic("revision", "--autogenerate", "-m", "batch one")
     assert "3 new pgflow flows, but this revision creates only the first 2" in first.stderr
@@ -225,17 +222,7 @@ def test_hostile_slug_stops_autogenerate(alembic_project: AlembicProject, slug: 
 
 
 def test_unreachable_database_writes_no_revision(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    text = ini.read_text()
-    ini.write_text(
-        "\n".join(
-            "sqlalchemy.url = postgresql+psycopg://nobody@127.0.0.1:1/none"
-            if line.startswith("sqlalchemy.url")
-            else line
-            for line in text.splitlines()
-        )
-        + "\n"
-    )
+    alembic_project.set_option("sqlalchemy.url", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     alembic_project.write_flows("from alembic_pgflow import Flow\nf = Flow('f').step('a')\n")
     result = alembic_project.alembic("revision", "--autogenerate", check=False)
     assert result.returncode != 0

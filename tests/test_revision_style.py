@@ -24,10 +24,7 @@ SMALL = (
 
 @pytest.fixture
 def block_project(alembic_project: AlembicProject) -> AlembicProject:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_revision_style = block\n", 1)
-    )
+    alembic_project.set_option("pgflow_revision_style", "block")
     alembic_project.write_flows(FLOWS)
     return alembic_project
 
@@ -77,10 +74,7 @@ def test_block_offline_and_guarded(
 
 
 def test_bad_style_setting(alembic_project: AlembicProject) -> None:
-    ini = alembic_project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", "[alembic]\npgflow_revision_style = fast\n", 1)
-    )
+    alembic_project.set_option("pgflow_revision_style", "fast")
     alembic_project.write_flows("from alembic_pgflow import Flow\n")
     result = alembic_project.alembic("revision", "--autogenerate", check=False)
     assert (
