@@ -237,7 +237,10 @@ class Flow:
     def _checked_dependencies(
         self, slug: str, depends_on: Sequence[str], deps_field: str
     ) -> tuple[str, ...]:
-        if isinstance(depends_on, str) or not isinstance(depends_on, Sequence):
+        # list and tuple first: the ABC check is slow, and flows are built at import time.
+        if not isinstance(depends_on, list | tuple) and (
+            isinstance(depends_on, str) or not isinstance(depends_on, Sequence)
+        ):
             raise FlowDefinitionError(
                 f"must be a list of step slugs, got {depends_on!r}",
                 flow=self.slug,

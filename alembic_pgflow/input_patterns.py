@@ -34,7 +34,7 @@ class InputPattern:
     @classmethod
     def from_value(cls, value: object) -> InputPattern:
         """Validate a user's pattern, which must be a JSON object."""
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict | Mapping):
             raise PatternError(f"must be a JSON object (a dict), got {type(value).__name__}")
         plain = _plain(value, "$", 0)
         compact = json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -59,7 +59,7 @@ def _plain(value: object, path: str, depth: int) -> Any:
     if isinstance(value, str):
         _check_text(value, path)
         return value
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         result: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
