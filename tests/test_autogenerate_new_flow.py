@@ -232,7 +232,7 @@ def test_downgrade_refuses_a_flow_with_runs(
     alembic_project.write_flows(FLOWS)
     alembic_project.autogenerate()
     alembic_project.alembic("upgrade", "head")
-    postgresql.execute("INSERT INTO pgflow.runs (flow_slug) VALUES ('analyze_website')")
+    postgresql.execute("INSERT INTO pgflow.runs (flow_slug, input) VALUES ('analyze_website', '{}')")
     postgresql.commit()
     before = definition_rows(postgresql)
 

@@ -95,8 +95,8 @@ def test_automatic_limit_follows_the_lock_table() -> None:
     def catalog(has_pgmq: bool, size: int) -> PgflowCatalog:
         return PgflowCatalog(frozenset(Feature), {}, has_pgmq=has_pgmq, lock_table_size=size)
 
-    assert new_flow_limit(settings, catalog(True, 6400)) == 320
-    assert new_flow_limit(settings, catalog(True, 64_000)) == 3200
+    assert new_flow_limit(settings, catalog(True, 6400)) == 128
+    assert new_flow_limit(settings, catalog(True, 64_000)) == 1280
     assert new_flow_limit(settings, catalog(False, 6400)) is None
     explicit = PgflowSettings(modules=("m",), max_new_flows_per_revision=0)
     assert new_flow_limit(explicit, catalog(True, 6400)) == 0

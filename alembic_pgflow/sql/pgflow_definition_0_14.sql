@@ -80,7 +80,7 @@ CREATE TABLE pgflow.runs (
   run_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   flow_slug text NOT NULL REFERENCES pgflow.flows (flow_slug),
   status text NOT NULL DEFAULT 'started',
-  input jsonb NOT NULL DEFAULT '{}',
+  input jsonb NOT NULL,
   started_at timestamptz NOT NULL DEFAULT now()
 );
 
