@@ -14,6 +14,7 @@ from alembic_pgflow.differences import (
     structure_differences,
 )
 from alembic_pgflow.discovery import DiscoveredFlow
+from alembic_pgflow.gc_pause import paused_gc
 from alembic_pgflow.shape import FlowShape, shape_of
 
 
@@ -47,14 +48,15 @@ class FlowComparison:
 def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[FlowComparison]:
     """Every slug in code or database, in slug order, with its status."""
     comparisons = []
-    for slug in sorted(set(code) | set(catalog.flows)):
-        found, stored = code.get(slug), catalog.flows.get(slug)
-        if found is None:
-            comparisons.append(FlowComparison(slug, FlowStatus.ONLY_IN_DATABASE, None, stored))
-        elif stored is None:
-            comparisons.append(FlowComparison(slug, FlowStatus.NEW, found, None))
-        else:
-            comparisons.append(_compare_one(slug, found, stored))
+    with paused_gc():
+        for slug in sorted(set(code) | set(catalog.flows)):
+            found, stored = code.get(slug), catalog.flows.get(slug)
+            if found is None:
+                comparisons.append(FlowComparison(slug, FlowStatus.ONLY_IN_DATABASE, None, stored))
+            elif stored is None:
+                comparisons.append(FlowComparison(slug, FlowStatus.NEW, found, None))
+            else:
+                comparisons.append(_compare_one(slug, found, stored))
     return comparisons
 
 

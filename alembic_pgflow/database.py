@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import sqlalchemy
 
 from alembic_pgflow.errors import PgflowSchemaMissingError
+from alembic_pgflow.gc_pause import paused_gc
 from alembic_pgflow.input_patterns import canonical_json
 from alembic_pgflow.releases import Feature
 from alembic_pgflow.shape import (
@@ -121,12 +122,13 @@ def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
     )
     ((document,),) = rows(_definitions_sql(columns))
     flows = {}
-    for slug, max_attempts, base_delay, timeout, step_rows in json.loads(document):
-        steps = [_StepRow(*row) for row in step_rows]
-        flows[slug] = StoredFlow(
-            shape=_shape(slug, max_attempts, base_delay, timeout, steps),
-            problems=tuple(_problems(steps)),
-        )
+    with paused_gc():
+        for slug, max_attempts, base_delay, timeout, step_rows in json.loads(document):
+            steps = [_StepRow(*row) for row in step_rows]
+            flows[slug] = StoredFlow(
+                shape=_shape(slug, max_attempts, base_delay, timeout, steps),
+                problems=tuple(_problems(steps)),
+            )
     ((has_pgmq, lock_table_size),) = rows(_SERVER_SQL)
     return PgflowCatalog(
         features=features, flows=flows, has_pgmq=has_pgmq, lock_table_size=lock_table_size

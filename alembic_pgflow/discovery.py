@@ -11,6 +11,7 @@ from types import ModuleType
 
 from alembic_pgflow.dsl import Flow
 from alembic_pgflow.errors import FlowDiscoveryError
+from alembic_pgflow.gc_pause import paused_gc
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ def discover_flows(module_names: Iterable[str]) -> dict[str, DiscoveredFlow]:
     """
     found: dict[str, DiscoveredFlow] = {}
     by_folded_slug: dict[str, DiscoveredFlow] = {}
-    for module in _modules(module_names):
+    with paused_gc():  # flow modules build many small objects at import
+        modules = list(_modules(module_names))
+    for module in modules:
         for attribute, value in vars(module).items():
             if not isinstance(value, Flow):
                 continue

@@ -11,7 +11,9 @@ server, whose connecting user may create databases):
 - autogenerate with nothing to do, with the plugin and without it (env.py without
   ``import alembic_pgflow``): wall times, and the SQL statements the plugin adds.
 
-Each timed command is a fresh process, as a user runs it; times are medians of ``--repeat``.
+Each timed command is a fresh process, as a user runs it. Generating and upgrading run cold (no
+bytecode cache, as on a fresh deploy); the no-op autogenerate runs warm (as on a developer's
+machine, after one warm-up run) and reports medians of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -85,14 +87,24 @@ class Server:
         return self.url(dbname, "postgresql+psycopg")
 
 
-def timed(project: AlembicProject, *args: str) -> dict[str, float]:
-    """Run ``alembic ARGS`` through the probe in a fresh process."""
+def timed(project: AlembicProject, *args: str, cold: bool = True) -> dict[str, float]:
+    """Run ``alembic ARGS`` through the probe in a fresh process.
+
+    ``cold``: the project has no bytecode cache and gets none, so Python compiles its revision
+    files and flow modules as on a fresh deploy (installed packages keep theirs); otherwise the
+    caches of earlier runs are used, as on a developer's machine.
+    """
     report = project.root / "probe.json"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    if cold:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for cache in project.root.rglob("__pycache__"):
+            shutil.rmtree(cache)
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "probe.py"), *args],
         cwd=project.root,
-        env={**os.environ, "BENCH_REPORT": str(report)},
+        env={**env, "BENCH_REPORT": str(report)},
         capture_output=True,
         text=True,
         check=False,
@@ -104,13 +116,14 @@ def timed(project: AlembicProject, *args: str) -> dict[str, float]:
 
 
 def median_run(repeat: int, run: object) -> dict[str, float]:
+    run()  # type: ignore[operator]  # warm-up: fills the bytecode caches
     results = [run() for _ in range(repeat)]  # type: ignore[operator]
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
 def no_op_autogenerate(project: AlembicProject) -> dict[str, float]:
     before = set(project.revisions())
-    figures = timed(project, "revision", "--autogenerate", "-m", "noop")
+    figures = timed(project, "revision", "--autogenerate", "-m", "noop", cold=False)
     for path in set(project.revisions()) - before:
         path.unlink()
     return figures

@@ -24,6 +24,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from alembic_pgflow import Feature, read_catalog
 from alembic_pgflow.dev_schema import dev_schema_sql
 from tests.alembic_project import AlembicProject
 
@@ -36,6 +37,7 @@ class PgflowTemplate:
     """What the template database holds."""
 
     real_pgflow: bool
+    features: frozenset[Feature]
 
 
 def _server_from_dsn(dsn: str) -> tuple[NoopExecutor, str]:
@@ -108,7 +110,25 @@ def pgflow_template(pgflow_server: NoopExecutor) -> Iterator[PgflowTemplate]:
         if not real:
             with janitor.cursor(pgflow_server.template_dbname) as cursor:
                 cursor.execute(dev_schema_sql())
-        yield PgflowTemplate(real_pgflow=real)
+        with psycopg.connect(
+            host=pgflow_server.host,
+            port=pgflow_server.port,
+            user=pgflow_server.user,
+            password=pgflow_server.password,
+            dbname=pgflow_server.template_dbname,
+        ) as connection:
+            features = read_catalog(connection).features
+        yield PgflowTemplate(real_pgflow=real, features=features)
+
+
+@pytest.fixture(autouse=True)
+def _pgflow_release_requirements(request: pytest.FixtureRequest) -> None:
+    """Skip ``needs_step_conditions`` tests where the pgflow under test predates 0.14."""
+    if request.node.get_closest_marker("needs_step_conditions") is None:
+        return
+    template: PgflowTemplate = request.getfixturevalue("pgflow_template")
+    if Feature.STEP_CONDITIONS not in template.features:
+        pytest.skip("the pgflow under test has no step conditions (they came with 0.14)")
 
 
 @pytest.fixture(scope="session")

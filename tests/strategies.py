@@ -55,8 +55,11 @@ when = st.none() | st.sampled_from(["fail", "skip", "skip-cascade"])
 
 
 @st.composite
-def flows(draw: st.DrawFn, slug: str | None = None, max_steps: int = 8) -> Flow:
-    """A random valid flow: any DAG in definition order, map steps, options and conditions."""
+def flows(
+    draw: st.DrawFn, slug: str | None = None, max_steps: int = 8, conditions: bool = True
+) -> Flow:
+    """A random valid flow: any DAG in definition order, map steps, options and (unless
+    ``conditions`` is false, for pgflow before 0.14) step conditions."""
     flow = Flow(
         slug or draw(slugs(max_length=47)),
         max_attempts=draw(option),
@@ -73,11 +76,14 @@ def flows(draw: st.DrawFn, slug: str | None = None, max_steps: int = 8) -> Flow:
             "base_delay": draw(option),
             "timeout": draw(option),
             "start_delay": draw(st.none() | st.integers(min_value=0, max_value=10**6)),
-            "required_input_pattern": draw(st.none() | patterns),
-            "forbidden_input_pattern": draw(st.none() | patterns),
-            "when_unmet": draw(when),
-            "when_exhausted": draw(when),
         }
+        if conditions:
+            options |= {
+                "required_input_pattern": draw(st.none() | patterns),
+                "forbidden_input_pattern": draw(st.none() | patterns),
+                "when_unmet": draw(when),
+                "when_exhausted": draw(when),
+            }
         make_map = draw(st.booleans())
         if earlier and make_map:
             array = draw(st.none() | st.sampled_from(earlier))

@@ -42,6 +42,7 @@ def applied(project: AlembicProject, flows: str) -> None:
     project.alembic("upgrade", "head")
 
 
+@pytest.mark.needs_step_conditions
 def test_structure_change_fails_and_writes_no_file(alembic_project: AlembicProject) -> None:
     applied(alembic_project, ORIGINAL)
     files_before = alembic_project.revisions()
@@ -86,6 +87,7 @@ No revision was generated.
     assert "has another structure in code than in the database" in check.stdout
 
 
+@pytest.mark.needs_step_conditions
 def test_suggested_slug_skips_taken_versions(
     alembic_project: AlembicProject, postgresql: psycopg.Connection
 ) -> None:
@@ -99,6 +101,7 @@ def test_suggested_slug_skips_taken_versions(
     assert "for example Flow('analyze_website_v3', ...)" in result.stdout
 
 
+@pytest.mark.needs_step_conditions
 def test_removed_step_and_changed_pattern_are_listed(alembic_project: AlembicProject) -> None:
     applied(
         alembic_project,

@@ -10,7 +10,7 @@ import pytest
 from alembic_pgflow import Flow, structure_checksum
 from tests.alembic_project import AlembicProject, function_body
 
-pytestmark = pytest.mark.alembic_cli
+pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
 
 FLOWS = """
     from alembic_pgflow import Flow
@@ -232,7 +232,9 @@ def test_downgrade_refuses_a_flow_with_runs(
     alembic_project.write_flows(FLOWS)
     alembic_project.autogenerate()
     alembic_project.alembic("upgrade", "head")
-    postgresql.execute("INSERT INTO pgflow.runs (flow_slug, input) VALUES ('analyze_website', '{}')")
+    postgresql.execute(
+        "INSERT INTO pgflow.runs (flow_slug, input) VALUES ('analyze_website', '{}')"
+    )
     postgresql.commit()
     before = definition_rows(postgresql)
 

@@ -13,7 +13,7 @@ import pytest
 from alembic_pgflow import Flow, compile_flow, read_catalog, shape_of
 from tests.alembic_project import AlembicProject
 
-pytestmark = pytest.mark.alembic_cli
+pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
 
 FLOWS = """
     from alembic_pgflow import Flow

@@ -73,6 +73,7 @@ def test_reads_through_sqlalchemy_and_psycopg_alike(
     }
 
 
+@pytest.mark.needs_step_conditions
 def test_features_of_a_0_14_schema(postgresql: psycopg.Connection) -> None:
     catalog = read_catalog(postgresql)
     assert {Feature.START_DELAY, Feature.MAP_STEPS, Feature.STEP_CONDITIONS} <= catalog.features

@@ -189,6 +189,7 @@ HOSTILE = """
 """
 
 
+@pytest.mark.needs_step_conditions
 def test_hostile_pattern_is_only_data(
     alembic_project: AlembicProject, postgresql: psycopg.Connection
 ) -> None:

@@ -10,7 +10,7 @@ from tests.alembic_project import AlembicProject, function_body
 from tests.test_autogenerate_new_flow import definition_rows
 from tests.test_upgrade_safety import run_psql, run_sql
 
-pytestmark = pytest.mark.alembic_cli
+pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
 
 FLOWS = """
     from alembic_pgflow import Flow

@@ -5,8 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alembic_pgflow import (
+    Feature,
     Flow,
     compile_flow,
     options_checksum,
@@ -14,6 +16,7 @@ from alembic_pgflow import (
     shape_of,
     structure_checksum,
 )
+from tests.conftest import PgflowTemplate
 from tests.strategies import flows
 
 HAND_WRITTEN = [
@@ -44,7 +47,14 @@ def apply(connection: psycopg.Connection, statements: list[str]) -> None:
             cursor.execute(statement)
 
 
-@pytest.mark.parametrize("flow", HAND_WRITTEN, ids=lambda flow: flow.slug)
+@pytest.mark.parametrize(
+    "flow",
+    [
+        pytest.param(flow, marks=[pytest.mark.needs_step_conditions] if conditions else [])
+        for flow, conditions in zip(HAND_WRITTEN, [False, False, False, True], strict=True)
+    ],
+    ids=lambda flow: flow.slug,
+)
 def test_hand_written_round_trip(postgresql: psycopg.Connection, flow: Flow) -> None:
     apply(postgresql, compile_flow(flow))
     stored = read_catalog(postgresql).flows[flow.slug]
@@ -88,8 +98,12 @@ def test_rows_match_the_definition(postgresql: psycopg.Connection) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(flow=flows())
-def test_generated_flows_round_trip(postgresql: psycopg.Connection, flow: Flow) -> None:
+@given(data=st.data())
+def test_generated_flows_round_trip(
+    postgresql: psycopg.Connection, pgflow_template: PgflowTemplate, data: st.DataObject
+) -> None:
+    conditions = Feature.STEP_CONDITIONS in pgflow_template.features
+    flow = data.draw(flows(conditions=conditions))
     with postgresql.transaction(force_rollback=True):
         apply(postgresql, compile_flow(flow))
         stored = read_catalog(postgresql).flows[flow.slug]

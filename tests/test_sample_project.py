@@ -14,7 +14,7 @@ import pytest
 from alembic_pgflow import read_catalog
 from tests.alembic_project import ROOT, function_body
 
-pytestmark = pytest.mark.alembic_cli
+pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
 
 SAMPLE = ROOT / "sample_project"
 

@@ -121,6 +121,7 @@ def run_psql(connection: psycopg.Connection, script: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.needs_step_conditions
 def test_offline_sql_gives_the_same_rows(
     alembic_project: AlembicProject, postgresql: psycopg.Connection
 ) -> None:
