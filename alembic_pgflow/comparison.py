@@ -15,7 +15,7 @@ from alembic_pgflow.differences import (
 )
 from alembic_pgflow.discovery import DiscoveredFlow
 from alembic_pgflow.gc_pause import paused_gc
-from alembic_pgflow.shape import FlowShape, shape_of
+from alembic_pgflow.shape import shape_of
 
 
 class FlowStatus(enum.Enum):
@@ -38,11 +38,6 @@ class FlowComparison:
     stored: StoredFlow | None
     structure_differences: tuple[str, ...] = ()
     option_changes: tuple[OptionChange, ...] = ()
-
-    @property
-    def code_shape(self) -> FlowShape | None:
-        """The shape of the flow in code, if there is one."""
-        return None if self.code is None else shape_of(self.code.flow)
 
 
 def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[FlowComparison]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import psycopg
 import pytest
 
-from alembic_pgflow import Flow, structure_checksum
+from alembic_pgflow import structure_checksum
 from tests.alembic_project import AlembicProject, function_body
+from tests.database_helpers import definition_rows, flows_in_source
 
 pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
 
@@ -109,42 +108,6 @@ $pgflow$""")
 '''
 
 
-def flow_in_code() -> Flow:
-    namespace: dict[str, object] = {}
-    exec(textwrap.dedent(FLOWS), namespace)
-    flow = namespace["analyze"]
-    assert isinstance(flow, Flow)
-    return flow
-
-
-def definition_rows(connection: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
-    """Every definition row, in a stable order (the condition columns where pgflow has them)."""
-    connection.rollback()
-    found = connection.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'pgflow'"
-        " AND table_name = 'steps' AND column_name = 'required_input_pattern'"
-    ).fetchone()
-    conditions = (
-        ", required_input_pattern, forbidden_input_pattern, when_unmet, when_exhausted"
-        if found and found[0]
-        else ""
-    )
-    return {
-        "flows": connection.execute(
-            "SELECT flow_slug, opt_max_attempts, opt_base_delay, opt_timeout FROM pgflow.flows"
-            " ORDER BY flow_slug"
-        ).fetchall(),
-        "steps": connection.execute(
-            "SELECT flow_slug, step_slug, step_type, step_index, deps_count, opt_max_attempts,"
-            f" opt_base_delay, opt_timeout, opt_start_delay{conditions}"
-            " FROM pgflow.steps ORDER BY flow_slug, step_index"
-        ).fetchall(),
-        "deps": connection.execute(
-            "SELECT flow_slug, dep_slug, step_slug FROM pgflow.deps ORDER BY 1, 3, 2"
-        ).fetchall(),
-    }
-
-
 def test_revision_upgrade_check_downgrade(
     alembic_project: AlembicProject, postgresql: psycopg.Connection
 ) -> None:
@@ -154,7 +117,7 @@ def test_revision_upgrade_check_downgrade(
     assert "('add_pgflow_flow', 'analyze_website'," in pending.stdout + pending.stderr
 
     revision = alembic_project.autogenerate()
-    checksum = structure_checksum(flow_in_code())[:12]
+    checksum = structure_checksum(flows_in_source(FLOWS)["analyze"])[:12]
     assert function_body(revision, "upgrade") == EXPECTED_UPGRADE.replace("CHECKSUM", checksum)
     assert function_body(revision, "downgrade") == EXPECTED_DOWNGRADE
 

