@@ -19,7 +19,7 @@ from alembic.operations.ops import MigrateOperation, UpgradeOps
 from alembic_pgflow.comparison import FlowComparison, FlowStatus, compare, structure_change_report
 from alembic_pgflow.compiler import add_step_sql, check_features, create_flow_sql
 from alembic_pgflow.database import PgflowCatalog, read_catalog
-from alembic_pgflow.differences import next_free_slug
+from alembic_pgflow.differences import folded_slugs, next_free_slug
 from alembic_pgflow.discovery import DiscoveredFlow, discover_flows
 from alembic_pgflow.errors import (
     FlowMigrationError,
@@ -84,7 +84,7 @@ def plan_operations(
     changed = [c for c in comparisons if c.status is FlowStatus.STRUCTURE_CHANGED]
     if changed:
         raise FlowStructureChangedError(
-            structure_change_report(changed, taken=set(code) | set(catalog.flows))
+            structure_change_report(changed, folded_slugs([*code, *catalog.flows]))
         )
     tuned = [c for c in comparisons if c.status is FlowStatus.OPTIONS_CHANGED]
     if tuned and settings.options_changes == "error":
@@ -112,11 +112,15 @@ def plan_operations(
         postponed = {c.slug for c in new[limit:]}
         comparisons = [c for c in comparisons if c.slug not in postponed]
 
+    taken = folded_slugs([*code, *catalog.flows])  # what a suggested new slug must avoid
+    stored_folded = {slug.lower(): slug for slug in catalog.flows}
     operations: list[MigrateOperation] = []
     for comparison in comparisons:
         if comparison.status is FlowStatus.NEW:
             assert comparison.code is not None
-            operations.append(_create(comparison.code, catalog, set(code), settings.revision_style))
+            operations.append(
+                _create(comparison.code, catalog, taken, stored_folded, settings.revision_style)
+            )
         elif comparison.status is FlowStatus.OPTIONS_CHANGED:
             operations.append(UpdateFlowOptionsOp(comparison.slug, comparison.option_changes))
         elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
@@ -141,16 +145,20 @@ def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | No
 
 
 def _create(
-    found: DiscoveredFlow, catalog: PgflowCatalog, taken: set[str], style: RevisionStyle
+    found: DiscoveredFlow,
+    catalog: PgflowCatalog,
+    taken: frozenset[str],
+    stored_folded: dict[str, str],
+    style: RevisionStyle,
 ) -> CreateFlowOp:
     flow = found.flow
-    for slug in catalog.flows:
-        if slug.lower() == flow.slug.lower():
-            raise FlowMigrationError(
-                f"pgflow flow {flow.slug!r} ({found.location}) differs only in case from "
-                f"{slug!r} in the database; pgflow 0.17 treats them as one flow and older "
-                "releases give them one queue. Choose another slug."
-            )
+    stored = stored_folded.get(flow.slug.lower())
+    if stored is not None:
+        raise FlowMigrationError(
+            f"pgflow flow {flow.slug!r} ({found.location}) differs only in case from "
+            f"{stored!r} in the database; pgflow 0.17 treats them as one flow and older "
+            "releases give them one queue. Choose another slug."
+        )
     if Feature.MAP_STEPS not in catalog.features:
         raise FlowMigrationError(
             f"the database's pgflow is older than {OLDEST_SUPPORTED}, which alembic-pgflow "
@@ -168,7 +176,7 @@ def _create(
         flow.slug,
         shape.structure,
         catalog.features,
-        next_free_slug(flow.slug, taken | set(catalog.flows)),
+        next_free_slug(flow.slug, taken),
     )
     compiled = (create_flow_sql(flow), *(add_step_sql(flow.slug, s) for s in flow.steps))
     return CreateFlowOp(

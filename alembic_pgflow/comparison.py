@@ -65,8 +65,11 @@ def _compare_one(slug: str, found: DiscoveredFlow, stored: StoredFlow) -> FlowCo
     return FlowComparison(slug, status, found, stored, option_changes=tuple(changes))
 
 
-def structure_change_report(changed: list[FlowComparison], taken: set[str]) -> str:
-    """The message for flows whose structure changed: what, where, both checksums, what to do."""
+def structure_change_report(changed: list[FlowComparison], taken: frozenset[str]) -> str:
+    """The message for flows whose structure changed: what, where, both checksums, what to do.
+
+    ``taken`` holds every slug in code or database, folded by ``folded_slugs``.
+    """
     blocks = []
     for comparison in changed:
         assert comparison.code is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from alembic_pgflow.shape import FlowOptionValues, FlowStructure, StepStructure
@@ -91,15 +92,19 @@ def option_changes(stored: FlowOptionValues, wanted: FlowOptionValues) -> list[O
     return changes
 
 
-def next_free_slug(slug: str, taken: set[str]) -> str:
-    """The first of ``slug_v2``, ``slug_v3``, ... (from the slug's base) not in ``taken``,
-    compared ignoring case and kept within pgflow's flow slug length."""
+def folded_slugs(slugs: Iterable[str]) -> frozenset[str]:
+    """Slugs in lower case, as :func:`next_free_slug` compares them."""
+    return frozenset(slug.lower() for slug in slugs)
+
+
+def next_free_slug(slug: str, taken: frozenset[str]) -> str:
+    """The first of ``slug_v2``, ``slug_v3``, ... (from the slug's base) whose lower case is not
+    in ``taken`` (see :func:`folded_slugs`), within pgflow's flow slug length."""
     match = re.fullmatch(r"(.+)_v(\d+)", slug)
     base, number = (match[1], int(match[2]) + 1) if match else (slug, 2)
-    folded = {name.lower() for name in taken}
     while True:
         suffix = f"_v{number}"
         candidate = base[: MAX_FLOW_SLUG_LENGTH - len(suffix)].rstrip("_") + suffix
-        if candidate.lower() not in folded:
+        if candidate.lower() not in taken:
             return candidate
         number += 1
