@@ -49,7 +49,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except (CommandError, FlowDefinitionError, PgflowSchemaMissingError, ValueError) as error:
-            raise UserError(" ".join(str(error).split("\n")[0:1]) + _more(error)) from error
+            raise UserError(str(error).split("\n")[0] + _more(error)) from error
         except sqlalchemy.exc.OperationalError as error:
             raise UserError(f"cannot connect to the database: {_reason(error)}") from error
         except sqlalchemy.exc.DBAPIError as error:
@@ -197,8 +197,7 @@ def install_schema(context: click.Context) -> None:
     It reproduces pgflow's definition layer (tables, create_flow, add_step) so migrations can be
     tried locally; it has no workers or queues. Production runs on a real pgflow installation.
     """
-    assert context.parent is not None
-    with _connection(context.parent) as connection:
+    with _connection(_config(context)) as connection:
         exists = connection.exec_driver_sql("SELECT to_regnamespace('pgflow') IS NOT NULL")
         if exists.scalar():
             click.echo("the database already has a pgflow schema; nothing installed")
@@ -225,15 +224,16 @@ def _selected(flows: dict[str, DiscoveredFlow], slugs: tuple[str, ...]) -> list[
 
 
 def _comparisons(context: click.Context) -> list[FlowComparison]:
-    flows = project_flows(_config(context))
-    with _connection(context) as connection:
+    config = _config(context)
+    flows = project_flows(config)
+    with _connection(config) as connection:
         catalog: PgflowCatalog = read_catalog(connection)
     return compare(flows, catalog)
 
 
 @contextmanager
-def _connection(context: click.Context) -> Iterator[sqlalchemy.Connection]:
-    engine = sqlalchemy.create_engine(database_url(_config(context)), poolclass=sqlalchemy.NullPool)
+def _connection(config: Config) -> Iterator[sqlalchemy.Connection]:
+    engine = sqlalchemy.create_engine(database_url(config), poolclass=sqlalchemy.NullPool)
     try:
         with engine.connect() as connection:
             yield connection

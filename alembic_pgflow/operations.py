@@ -61,8 +61,16 @@ class DropFlowOp(MigrateOperation):
 
     def __init__(self, created: CreateFlowOp) -> None:
         self.created = created
-        self.slug = created.slug
-        self.statements = created.removal
+
+    @property
+    def slug(self) -> str:
+        """The flow's slug."""
+        return self.created.slug
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        """The removal statements the creation prepared."""
+        return self.created.removal
 
     def reverse(self) -> CreateFlowOp:
         """Creating the flow again."""
