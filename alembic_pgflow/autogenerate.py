@@ -20,7 +20,7 @@ from alembic_pgflow.comparison import FlowComparison, FlowStatus, compare, struc
 from alembic_pgflow.compiler import add_step_sql, check_features, create_flow_sql
 from alembic_pgflow.database import PgflowCatalog, read_catalog
 from alembic_pgflow.differences import folded_slugs, next_free_slug
-from alembic_pgflow.discovery import DiscoveredFlow, discover_flows
+from alembic_pgflow.discovery import discover_flows
 from alembic_pgflow.errors import (
     FlowMigrationError,
     FlowStructureChangedError,
@@ -37,7 +37,6 @@ from alembic_pgflow.migration_sql import (
 from alembic_pgflow.operations import CreateFlowOp, FlowGuardOp, UpdateFlowOptionsOp
 from alembic_pgflow.releases import OLDEST_SUPPORTED, Feature
 from alembic_pgflow.settings import PgflowSettings, RevisionStyle, read_settings
-from alembic_pgflow.shape import shape_of
 
 log = logging.getLogger("alembic.alembic_pgflow")
 
@@ -117,9 +116,8 @@ def plan_operations(
     operations: list[MigrateOperation] = []
     for comparison in comparisons:
         if comparison.status is FlowStatus.NEW:
-            assert comparison.code is not None
             operations.append(
-                _create(comparison.code, catalog, taken, stored_folded, settings.revision_style)
+                _create(comparison, catalog, taken, stored_folded, settings.revision_style)
             )
         elif comparison.status is FlowStatus.OPTIONS_CHANGED:
             operations.append(UpdateFlowOptionsOp(comparison.slug, comparison.option_changes))
@@ -145,12 +143,15 @@ def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | No
 
 
 def _create(
-    found: DiscoveredFlow,
+    comparison: FlowComparison,
     catalog: PgflowCatalog,
     taken: frozenset[str],
     stored_folded: dict[str, str],
     style: RevisionStyle,
 ) -> CreateFlowOp:
+    found, shape = comparison.code, comparison.wanted
+    assert found is not None
+    assert shape is not None
     flow = found.flow
     stored = stored_folded.get(flow.slug.lower())
     if stored is not None:
@@ -171,7 +172,6 @@ def _create(
             f"{error} ({found.location}); upgrade pgflow in the database first, or remove "
             "the feature from the flow"
         ) from error
-    shape = shape_of(flow)
     guard = creation_guard_sql(
         flow.slug,
         shape.structure,

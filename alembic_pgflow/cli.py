@@ -26,7 +26,6 @@ from alembic_pgflow.errors import FlowDefinitionError, PgflowSchemaMissingError
 from alembic_pgflow.flow_views import flow_dot, flow_json, flow_mermaid, flow_text
 from alembic_pgflow.project import database_url, load_config, project_flows
 from alembic_pgflow.releases import DEFAULT_TARGET
-from alembic_pgflow.shape import shape_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -167,7 +166,7 @@ def diff(context: click.Context, slug: str) -> None:
 
 def _diff_lines(comparison: FlowComparison) -> Iterator[str]:
     stored = comparison.stored.shape if comparison.stored else None
-    wanted = shape_of(comparison.code.flow) if comparison.code else None
+    wanted = comparison.wanted
     if comparison.status is FlowStatus.NEW:
         yield "in code, not in the database yet: alembic revision --autogenerate creates it"
     elif comparison.status is FlowStatus.ONLY_IN_DATABASE:

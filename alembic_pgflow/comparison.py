@@ -15,7 +15,7 @@ from alembic_pgflow.differences import (
 )
 from alembic_pgflow.discovery import DiscoveredFlow
 from alembic_pgflow.gc_pause import paused_gc
-from alembic_pgflow.shape import shape_of
+from alembic_pgflow.shape import FlowShape, shape_of
 
 
 class FlowStatus(enum.Enum):
@@ -36,6 +36,8 @@ class FlowComparison:
     status: FlowStatus
     code: DiscoveredFlow | None
     stored: StoredFlow | None
+    wanted: FlowShape | None = None
+    """The shape of the flow in code (computed once, here)."""
     structure_differences: tuple[str, ...] = ()
     option_changes: tuple[OptionChange, ...] = ()
 
@@ -49,7 +51,9 @@ def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[
             if found is None:
                 comparisons.append(FlowComparison(slug, FlowStatus.ONLY_IN_DATABASE, None, stored))
             elif stored is None:
-                comparisons.append(FlowComparison(slug, FlowStatus.NEW, found, None))
+                comparisons.append(
+                    FlowComparison(slug, FlowStatus.NEW, found, None, shape_of(found.flow))
+                )
             else:
                 comparisons.append(_compare_one(slug, found, stored))
     return comparisons
@@ -59,10 +63,12 @@ def _compare_one(slug: str, found: DiscoveredFlow, stored: StoredFlow) -> FlowCo
     wanted = shape_of(found.flow)
     if wanted.structure != stored.shape.structure:
         differences = structure_differences(stored.shape.structure, wanted.structure)
-        return FlowComparison(slug, FlowStatus.STRUCTURE_CHANGED, found, stored, tuple(differences))
+        return FlowComparison(
+            slug, FlowStatus.STRUCTURE_CHANGED, found, stored, wanted, tuple(differences)
+        )
     changes = option_changes(stored.shape.options, wanted.options)
     status = FlowStatus.OPTIONS_CHANGED if changes else FlowStatus.IN_SYNC
-    return FlowComparison(slug, status, found, stored, option_changes=tuple(changes))
+    return FlowComparison(slug, status, found, stored, wanted, option_changes=tuple(changes))
 
 
 def structure_change_report(changed: list[FlowComparison], taken: frozenset[str]) -> str:
@@ -74,7 +80,8 @@ def structure_change_report(changed: list[FlowComparison], taken: frozenset[str]
     for comparison in changed:
         assert comparison.code is not None
         assert comparison.stored is not None
-        wanted = shape_of(comparison.code.flow)
+        assert comparison.wanted is not None
+        wanted = comparison.wanted
         suggestion = next_free_slug(comparison.slug, taken)
         lines = [
             f"pgflow flow {comparison.slug!r} ({comparison.code.location}) has another structure "
