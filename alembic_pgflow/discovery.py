@@ -29,7 +29,6 @@ def discover_flows(module_names: Iterable[str]) -> dict[str, DiscoveredFlow]:
     different flows with one slug, or slugs that differ only in case, are an error naming
     both places. The result is ordered by slug.
     """
-    found: dict[str, DiscoveredFlow] = {}
     by_folded_slug: dict[str, DiscoveredFlow] = {}
     with paused_gc():  # flow modules build many small objects at import
         modules = list(_modules(module_names))
@@ -41,10 +40,9 @@ def discover_flows(module_names: Iterable[str]) -> dict[str, DiscoveredFlow]:
             earlier = by_folded_slug.get(value.slug.lower())
             if earlier is None:
                 by_folded_slug[value.slug.lower()] = candidate
-                found[value.slug] = candidate
             elif earlier.flow != value:
                 raise FlowDiscoveryError(_conflict(earlier, candidate))
-    return dict(sorted(found.items()))
+    return dict(sorted((found.flow.slug, found) for found in by_folded_slug.values()))
 
 
 def _conflict(earlier: DiscoveredFlow, later: DiscoveredFlow) -> str:
