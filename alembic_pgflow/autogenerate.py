@@ -32,9 +32,8 @@ from alembic_pgflow.migration_sql import (
     creation_block_sql,
     creation_guard_sql,
     guard_function_sql,
-    removal_statements,
 )
-from alembic_pgflow.operations import CreateFlowOp, FlowGuardOp, UpdateFlowOptionsOp
+from alembic_pgflow.operations import CreateFlowOp, PgflowOps, UpdateFlowOptionsOp
 from alembic_pgflow.releases import OLDEST_SUPPORTED, Feature
 from alembic_pgflow.settings import PgflowSettings, RevisionStyle, read_settings
 
@@ -61,12 +60,12 @@ def compare_flows(
     if settings is None:
         log.warning("alembic_pgflow is imported but pgflow_modules is not set: no flows compared")
         return
-    upgrade_ops.ops.extend(plan_operations(autogen_context, settings))
+    operations = plan_operations(autogen_context, settings)
+    if operations.ops:
+        upgrade_ops.ops.append(operations)
 
 
-def plan_operations(
-    autogen_context: AutogenContext, settings: PgflowSettings
-) -> list[MigrateOperation]:
+def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -> PgflowOps:
     """The flow operations for one autogenerate run, or an error that explains why none."""
     code = discover_flows(settings.modules)
     try:
@@ -127,9 +126,7 @@ def plan_operations(
                 "it is (autogenerate never drops flows)",
                 comparison.slug,
             )
-    if any(isinstance(operation, CreateFlowOp) for operation in operations):
-        operations.insert(0, FlowGuardOp(guard_function_sql(catalog.features)))
-    return operations
+    return PgflowOps(operations, guard_function_sql(catalog.features))
 
 
 def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | None:
@@ -185,7 +182,6 @@ def _create(
         statements=(
             (creation_block_sql([guard, *compiled]),) if style == "block" else (guard, *compiled)
         ),
-        removal=tuple(removal_statements(flow.slug)),
     )
 
 

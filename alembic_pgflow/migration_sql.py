@@ -149,41 +149,45 @@ def creation_block_sql(statements: Sequence[str]) -> str:
     return do_block(f"BEGIN\n{calls}END")
 
 
-def removal_statements(slug: str) -> list[str]:
-    """Delete a flow's definition (deps, steps, flow, and its pgmq queue where pgmq exists),
-    refusing when the flow has runs."""
-    name = quote_text(slug)
-    problem = quote_text(
-        f"pgflow flow '{slug}' has runs; removing its definition would orphan its history, "
-        "so this downgrade is refused"
-    )
-    hint = quote_text(
-        "Keep the flow (remove its statements from this downgrade), or archive and delete "
-        "its runs deliberately first."
-    )
-    history_guard = do_block(f"""\
+REMOVER_FUNCTION = "pg_temp.alembic_pgflow_remove"
+"""A temporary function: created by the downgrade that removes flows, gone when its session ends."""
+
+
+def remover_function_sql() -> str:
+    """Create the function that each flow a downgrade removes calls.
+
+    It refuses a flow that has runs, then deletes the flow's deps, steps and row, and its pgmq
+    queue where pgmq exists. Tables and schemas that may be missing are looked up before any
+    statement that reads them is planned.
+    """
+    return f"""\
+CREATE OR REPLACE FUNCTION {REMOVER_FUNCTION}(p_slug text)
+RETURNS void LANGUAGE plpgsql AS $pgflow$
 BEGIN
   IF to_regclass('pgflow.runs') IS NOT NULL THEN
-    IF EXISTS (SELECT FROM pgflow.runs r WHERE r.flow_slug = {name}) THEN
-      RAISE EXCEPTION USING MESSAGE = {problem}, HINT = {hint};
+    IF EXISTS (SELECT FROM pgflow.runs r WHERE r.flow_slug = p_slug) THEN
+      RAISE EXCEPTION USING
+        MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' has runs; removing its '
+          || 'definition would orphan its history, so this downgrade is refused',
+        HINT = 'Keep the flow (remove its call from this downgrade), or archive and delete '
+          || 'its runs deliberately first.';
     END IF;
   END IF;
-END""")
-    drop_queue = do_block(f"""\
-BEGIN
+  DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
+  DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+  DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
   IF to_regnamespace('pgmq') IS NOT NULL THEN
-    IF EXISTS (SELECT FROM pgmq.list_queues() q WHERE q.queue_name = {name}) THEN
-      PERFORM pgmq.drop_queue({name});
+    IF EXISTS (SELECT FROM pgmq.list_queues() q WHERE q.queue_name = p_slug) THEN
+      PERFORM pgmq.drop_queue(p_slug);
     END IF;
   END IF;
-END""")
-    return [
-        history_guard,
-        f"DELETE FROM pgflow.deps WHERE flow_slug = {name}",
-        f"DELETE FROM pgflow.steps WHERE flow_slug = {name}",
-        f"DELETE FROM pgflow.flows WHERE flow_slug = {name}",
-        drop_queue,
-    ]
+END
+$pgflow$"""
+
+
+def removal_sql(slug: str) -> str:
+    """The remover's call for one flow."""
+    return f"SELECT {REMOVER_FUNCTION}({quote_text(slug)})"
 
 
 def options_update_statements(slug: str, changes: Sequence[OptionChange]) -> list[str]:

@@ -9,43 +9,45 @@ from __future__ import annotations
 from alembic.operations.ops import MigrateOperation
 
 from alembic_pgflow.differences import OptionChange
-from alembic_pgflow.migration_sql import options_update_statements
+from alembic_pgflow.migration_sql import options_update_statements, removal_sql
 
 
-class FlowGuardOp(MigrateOperation):
-    """Create the temporary guard function that the revision's new flows call.
+class PgflowOps(MigrateOperation):
+    """The flow operations of one revision, in order, and the temporary functions they call.
 
-    Its reverse renders nothing: the function disappears with the session.
+    New flows call a guard (created from ``guard_function``) before ``create_flow``; removed
+    flows call a remover. Each side of the revision creates the function it needs; both live
+    in ``pg_temp`` and disappear with the session. ``alembic check`` lists the operations
+    inside.
     """
 
-    def __init__(self, statement: str, in_upgrade: bool = True) -> None:
-        self.statement = statement
-        self.in_upgrade = in_upgrade
+    def __init__(self, ops: list[MigrateOperation], guard_function: str) -> None:
+        self.ops = ops
+        self.guard_function = guard_function
 
-    def reverse(self) -> FlowGuardOp:
-        """Nothing to undo."""
-        return FlowGuardOp(self.statement, in_upgrade=not self.in_upgrade)
+    @property
+    def creates_flows(self) -> bool:
+        """Whether any operation calls the guard."""
+        return any(isinstance(op, CreateFlowOp) for op in self.ops)
 
-    def to_diff_tuple(self) -> tuple[str]:
-        """What ``alembic check`` lists (only ever beside ``add_pgflow_flow``)."""
-        return ("add_pgflow_guard",)
+    @property
+    def removes_flows(self) -> bool:
+        """Whether any operation calls the remover."""
+        return any(isinstance(op, DropFlowOp) for op in self.ops)
+
+    def reverse(self) -> PgflowOps:
+        """Each operation reversed, in reverse order."""
+        return PgflowOps([op.reverse() for op in reversed(self.ops)], self.guard_function)
 
 
 class CreateFlowOp(MigrateOperation):
     """Create a new flow: the guard's call, ``create_flow`` and each ``add_step``, in order
     (as separate statements, or as one block)."""
 
-    def __init__(
-        self,
-        slug: str,
-        structure_checksum: str,
-        statements: tuple[str, ...],
-        removal: tuple[str, ...],
-    ) -> None:
+    def __init__(self, slug: str, structure_checksum: str, statements: tuple[str, ...]) -> None:
         self.slug = slug
         self.structure_checksum = structure_checksum
         self.statements = statements
-        self.removal = removal
 
     def reverse(self) -> DropFlowOp:
         """Removing the flow again."""
@@ -68,9 +70,9 @@ class DropFlowOp(MigrateOperation):
         return self.created.slug
 
     @property
-    def statements(self) -> tuple[str, ...]:
-        """The removal statements the creation prepared."""
-        return self.created.removal
+    def statement(self) -> str:
+        """The remover's call."""
+        return removal_sql(self.slug)
 
     def reverse(self) -> CreateFlowOp:
         """Creating the flow again."""

@@ -7,7 +7,8 @@ import re
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
-from alembic_pgflow.operations import CreateFlowOp, DropFlowOp, FlowGuardOp, UpdateFlowOptionsOp
+from alembic_pgflow.migration_sql import remover_function_sql
+from alembic_pgflow.operations import CreateFlowOp, DropFlowOp, PgflowOps, UpdateFlowOptionsOp
 
 # SQLAlchemy's text() reads ":name" as a bind parameter and turns "\:" into ":". These are the
 # two patterns it applies (sqlalchemy.sql.compiler.BIND_PARAMS and BIND_PARAMS_ESC).
@@ -38,16 +39,26 @@ def execute_line(sql: str) -> str:
     return f"op.execute({python_string(text_safe(sql.rstrip().removesuffix(';')))})"
 
 
-@renderers.dispatch_for(FlowGuardOp)
-def render_flow_guard(autogen_context: AutogenContext, op: FlowGuardOp) -> list[str]:
-    """The guard function in the upgrade; nothing in the downgrade."""
-    if not op.in_upgrade:
-        return []
-    return [
-        "# pgflow: the guard each new flow calls first (a temporary function, gone after the "
-        "session)",
-        execute_line(op.statement),
-    ]
+_TEMPORARY = "(a temporary function, gone after the session)"
+
+
+@renderers.dispatch_for(PgflowOps)
+def render_pgflow_ops(autogen_context: AutogenContext, op: PgflowOps) -> list[str]:
+    """The temporary functions this side of the revision calls, then each operation."""
+    lines = []
+    if op.creates_flows:
+        lines += [
+            f"# pgflow: the guard each new flow calls first {_TEMPORARY}",
+            execute_line(op.guard_function),
+        ]
+    if op.removes_flows:
+        lines += [
+            f"# pgflow: the remover each removed flow calls {_TEMPORARY}",
+            execute_line(remover_function_sql()),
+        ]
+    for operation in op.ops:
+        lines += renderers.dispatch(operation)(autogen_context, operation)
+    return lines
 
 
 @renderers.dispatch_for(CreateFlowOp)
@@ -61,10 +72,10 @@ def render_create_flow(autogen_context: AutogenContext, op: CreateFlowOp) -> lis
 
 @renderers.dispatch_for(DropFlowOp)
 def render_drop_flow(autogen_context: AutogenContext, op: DropFlowOp) -> list[str]:
-    """A comment and the removal statements."""
+    """A comment and the remover's call."""
     return [
         f"# pgflow flow {op.slug!r}: remove its definition (refused while it has runs)",
-        *(execute_line(statement) for statement in op.statements),
+        execute_line(op.statement),
     ]
 
 

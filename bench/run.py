@@ -8,6 +8,9 @@ server, whose connecting user may create databases):
 - autogenerate from an empty database: wall time, revision size, peak memory;
 - ``alembic upgrade head`` of that revision, against the same SQL (``alembic upgrade --sql``)
   run in one transaction with ``psql -1 -f``, for both ``pgflow_revision_style`` values;
+- where the upgrade's time goes: Alembic's start-up (a no-op ``alembic upgrade head``, which
+  also loads the revision), and the same statements sent through libpq, psycopg and SQLAlchemy
+  alone (see ``replay.py``);
 - autogenerate with nothing to do, with the plugin and without it (env.py without
   ``import alembic_pgflow``): wall times, and the SQL statements the plugin adds.
 
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alembic_pgflow.dev_schema import dev_schema_sql  # noqa: E402
+from bench.replay import LAYERS, replay_seconds, upgrade_statements  # noqa: E402
 from tests.alembic_project import AlembicProject  # noqa: E402
 
 STEPS_PER_FLOW = 10
@@ -91,15 +95,20 @@ class Server:
         return self.url(dbname, "postgresql+psycopg")
 
 
-def timed(project: AlembicProject, *args: str, cold: bool = True) -> dict[str, float]:
+def timed(
+    project: AlembicProject, *args: str, cold: bool = True, count_statements: bool = False
+) -> dict[str, float]:
     """Run ``alembic ARGS`` through the probe in a fresh process.
 
     ``cold``: the project has no bytecode cache and gets none, so Python compiles its revision
     files and flow modules as on a fresh deploy (installed packages keep theirs); otherwise the
-    caches of earlier runs are used, as on a developer's machine.
+    caches of earlier runs are used, as on a developer's machine. ``count_statements`` counts
+    the SQL statements sent, at a small cost per statement.
     """
     report = project.root / "probe.json"
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    if count_statements:
+        env["BENCH_COUNT_STATEMENTS"] = "1"
     if cold:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         for cache in project.root.rglob("__pycache__"):
@@ -127,7 +136,9 @@ def median_run(repeat: int, run: object) -> dict[str, float]:
 
 def no_op_autogenerate(project: AlembicProject) -> dict[str, float]:
     before = set(project.revisions())
-    figures = timed(project, "revision", "--autogenerate", "-m", "noop", cold=False)
+    figures = timed(
+        project, "revision", "--autogenerate", "-m", "noop", cold=False, count_statements=True
+    )
     for path in set(project.revisions()) - before:
         path.unlink()
     return figures
@@ -161,8 +172,11 @@ def psql_seconds(server: Server, dbname: str, script: Path) -> float:
     return time.perf_counter() - start
 
 
-def upgrade_figures(server: Server, count: int, work: Path, style: str) -> dict[str, float]:
-    """Generate all flows from empty, upgrade, and the same SQL through psql, for one style."""
+def upgrade_figures(
+    server: Server, count: int, work: Path, style: str, breakdown: bool
+) -> tuple[AlembicProject, dict[str, float]]:
+    """Generate all flows from empty, upgrade, and the same SQL through psql, for one style;
+    with ``breakdown``, also replay the upgrade's statements through each client layer."""
     url = server.fresh_database(f"bench_{count}_{style}")
     project = AlembicProject.create(work / f"project_{count}_{style}", url)
     project.set_option("pgflow_revision_style", style)
@@ -173,21 +187,28 @@ def upgrade_figures(server: Server, count: int, work: Path, style: str) -> dict[
     script = work / f"upgrade_{count}_{style}.sql"
     script.write_text(project.alembic("upgrade", "head", "--sql").stdout)
     upgrade = timed(project, "upgrade", "head")
-    return {
-        "project": project,  # type: ignore[dict-item]
+    start_up = timed(project, "upgrade", "head")  # nothing left to do: start-up and loading
+    figures = {
         "generate_s": generate["seconds"],
         "generate_peak_mb": generate["peak_rss_mb"],
         "revision_mb": revision.stat().st_size / 1e6,
         "upgrade_s": upgrade["seconds"],
         "upgrade_peak_mb": upgrade["peak_rss_mb"],
+        "start_up_s": start_up["seconds"],
         "psql_s": psql_seconds(server, f"bench_{count}_{style}_psql", script),
     }
+    if breakdown:
+        statements = upgrade_statements(revision)
+        figures["statements"] = len(statements)
+        for layer in LAYERS:
+            layer_url = server.fresh_database(f"bench_{count}_{style}_{layer}")
+            figures[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
+    return project, figures
 
 
 def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, float]:
-    statements = upgrade_figures(server, count, work, "statements")
-    block = upgrade_figures(server, count, work, "block")
-    project: AlembicProject = statements.pop("project")  # type: ignore[assignment]
+    project, statements = upgrade_figures(server, count, work, "statements", breakdown=True)
+    _, block = upgrade_figures(server, count, work, "block", breakdown=False)
 
     with_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
     env = project.root / "migrations" / "env.py"
@@ -198,10 +219,14 @@ def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, fl
         "flows": count,
         **statements,
         "upgrade_ratio": statements["upgrade_s"] / statements["psql_s"],
+        "work_ratio": (statements["upgrade_s"] - statements["start_up_s"]) / statements["psql_s"],
+        "alembic_s": statements["upgrade_s"] - statements["start_up_s"],
         "block_revision_mb": block["revision_mb"],
         "block_upgrade_s": block["upgrade_s"],
+        "block_start_up_s": block["start_up_s"],
         "block_psql_s": block["psql_s"],
         "block_ratio": block["upgrade_s"] / block["psql_s"],
+        "block_work_ratio": (block["upgrade_s"] - block["start_up_s"]) / block["psql_s"],
         "noop_plugin_s": with_plugin["seconds"],
         "noop_plain_s": without_plugin["seconds"],
         "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
@@ -210,17 +235,39 @@ def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, fl
     }
 
 
-COLUMNS = [
+Columns = list[tuple[str, str, str]]
+
+UPGRADE_COLUMNS: Columns = [
+    ("flows", "flows", "{:.0f}"),
+    ("revision_mb", "revision (MB)", "{:.2f}"),
+    ("upgrade_s", "upgrade (s)", "{:.2f}"),
+    ("start_up_s", "start-up (s)", "{:.2f}"),
+    ("psql_s", "psql -1 -f (s)", "{:.2f}"),
+    ("upgrade_ratio", "upgrade/psql", "{:.2f}"),
+    ("work_ratio", "(upgrade-start-up)/psql", "{:.2f}"),
+    ("block_revision_mb", "block: revision (MB)", "{:.2f}"),
+    ("block_upgrade_s", "block: upgrade (s)", "{:.2f}"),
+    ("block_start_up_s", "block: start-up (s)", "{:.2f}"),
+    ("block_psql_s", "block: psql (s)", "{:.2f}"),
+    ("block_ratio", "block: upgrade/psql", "{:.2f}"),
+    ("block_work_ratio", "block: (upgrade-start-up)/psql", "{:.2f}"),
+]
+
+BREAKDOWN_COLUMNS: Columns = [
+    ("flows", "flows", "{:.0f}"),
+    ("statements", "op.execute calls", "{:.0f}"),
+    ("psql_s", "psql -1 -f (s)", "{:.2f}"),
+    ("libpq_s", "libpq (s)", "{:.2f}"),
+    ("psycopg_s", "psycopg (s)", "{:.2f}"),
+    ("sqlalchemy_s", "SQLAlchemy text() (s)", "{:.2f}"),
+    ("alembic_s", "Alembic op.execute: upgrade - start-up (s)", "{:.2f}"),
+    ("start_up_s", "Alembic start-up (s)", "{:.2f}"),
+]
+
+AUTOGENERATE_COLUMNS: Columns = [
     ("flows", "flows", "{:.0f}"),
     ("generate_s", "autogen all (s)", "{:.2f}"),
     ("revision_mb", "revision (MB)", "{:.2f}"),
-    ("upgrade_s", "upgrade (s)", "{:.2f}"),
-    ("psql_s", "psql -1 -f (s)", "{:.2f}"),
-    ("upgrade_ratio", "upgrade/psql", "{:.2f}"),
-    ("block_revision_mb", "block: revision (MB)", "{:.2f}"),
-    ("block_upgrade_s", "block: upgrade (s)", "{:.2f}"),
-    ("block_psql_s", "block: psql (s)", "{:.2f}"),
-    ("block_ratio", "block: upgrade/psql", "{:.2f}"),
     ("noop_plain_s", "no-op plain (s)", "{:.2f}"),
     ("noop_plugin_s", "no-op plugin (s)", "{:.2f}"),
     ("noop_overhead_s", "plugin overhead (s)", "{:.2f}"),
@@ -231,13 +278,14 @@ COLUMNS = [
 ]
 
 
-def table(rows: list[dict[str, float]]) -> str:
-    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+def table(title: str, columns: Columns, rows: list[dict[str, float]]) -> str:
+    """One Markdown table under a title."""
+    header = "| " + " | ".join(heading for _, heading, _ in columns) + " |"
+    rule = "|" + "|".join("---:" for _ in columns) + "|"
     body = [
-        "| " + " | ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS) + " |" for row in rows
+        "| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |" for row in rows
     ]
-    return "\n".join([header, rule, *body])
+    return "\n".join([f"\n{title}\n", header, rule, *body])
 
 
 def main() -> None:
@@ -270,7 +318,9 @@ def main() -> None:
         for count in sizes:
             rows.append(measure(server, count, arguments.repeat, work))
             print(f"  {count} flows done", file=sys.stderr, flush=True)
-        print(table(rows))
+        print(table("Upgrade against psql", UPGRADE_COLUMNS, rows))
+        print(table("Where the upgrade's time goes (default style)", BREAKDOWN_COLUMNS, rows))
+        print(table("Autogenerate", AUTOGENERATE_COLUMNS, rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
