@@ -76,6 +76,8 @@ def _value(value: int | None) -> str:
 def option_changes(stored: FlowOptionValues, wanted: FlowOptionValues) -> list[OptionChange]:
     """The options that differ, flow first, then steps in order; both shapes have the same
     steps (option changes are only meaningful for an unchanged structure)."""
+    if stored == wanted:  # the common case, and one comparison of frozen dataclasses
+        return []
     changes = [
         OptionChange(None, name, getattr(stored, name), getattr(wanted, name))
         for name in ("max_attempts", "base_delay", "timeout")

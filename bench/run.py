@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -172,11 +173,14 @@ def psql_seconds(server: Server, dbname: str, script: Path) -> float:
     return time.perf_counter() - start
 
 
+Row = dict[str, Any]
+
+
 def upgrade_figures(
-    server: Server, count: int, work: Path, style: str, breakdown: bool
-) -> tuple[AlembicProject, dict[str, float]]:
+    server: Server, count: int, work: Path, style: str
+) -> tuple[AlembicProject, Row]:
     """Generate all flows from empty, upgrade, and the same SQL through psql, for one style;
-    with ``breakdown``, also replay the upgrade's statements through each client layer."""
+    then replay the upgrade's statements through each client layer."""
     url = server.fresh_database(f"bench_{count}_{style}")
     project = AlembicProject.create(work / f"project_{count}_{style}", url)
     project.set_option("pgflow_revision_style", style)
@@ -188,7 +192,9 @@ def upgrade_figures(
     script.write_text(project.alembic("upgrade", "head", "--sql").stdout)
     upgrade = timed(project, "upgrade", "head")
     start_up = timed(project, "upgrade", "head")  # nothing left to do: start-up and loading
-    figures = {
+    figures: Row = {
+        "flows": count,
+        "style": style,
         "generate_s": generate["seconds"],
         "generate_peak_mb": generate["peak_rss_mb"],
         "revision_mb": revision.stat().st_size / 1e6,
@@ -197,70 +203,65 @@ def upgrade_figures(
         "start_up_s": start_up["seconds"],
         "psql_s": psql_seconds(server, f"bench_{count}_{style}_psql", script),
     }
-    if breakdown:
-        statements = upgrade_statements(revision)
-        figures["statements"] = len(statements)
-        for layer in LAYERS:
-            layer_url = server.fresh_database(f"bench_{count}_{style}_{layer}")
-            figures[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
+    figures["alembic_s"] = figures["upgrade_s"] - figures["start_up_s"]
+    figures["ratio"] = figures["upgrade_s"] / figures["psql_s"]
+    figures["work_ratio"] = figures["alembic_s"] / figures["psql_s"]
+    statements = upgrade_statements(revision)
+    figures["statements"] = len(statements)
+    for layer in LAYERS:
+        layer_url = server.fresh_database(f"bench_{count}_{style}_{layer}")
+        figures[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
     return project, figures
 
 
-def measure(server: Server, count: int, repeat: int, work: Path) -> dict[str, float]:
-    project, statements = upgrade_figures(server, count, work, "statements", breakdown=True)
-    _, block = upgrade_figures(server, count, work, "block", breakdown=False)
+def measure(server: Server, count: int, repeat: int, work: Path) -> tuple[Row, list[Row]]:
+    """The autogenerate figures of one size, and the upgrade figures of each style."""
+    project, statements = upgrade_figures(server, count, work, "statements")
+    _, block = upgrade_figures(server, count, work, "block")
 
     with_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
     env = project.root / "migrations" / "env.py"
     env.write_text(env.read_text().replace("import alembic_pgflow  # noqa: F401\n", ""))
     without_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
 
-    return {
+    autogenerate = {
         "flows": count,
-        **statements,
-        "upgrade_ratio": statements["upgrade_s"] / statements["psql_s"],
-        "work_ratio": (statements["upgrade_s"] - statements["start_up_s"]) / statements["psql_s"],
-        "alembic_s": statements["upgrade_s"] - statements["start_up_s"],
-        "block_revision_mb": block["revision_mb"],
-        "block_upgrade_s": block["upgrade_s"],
-        "block_start_up_s": block["start_up_s"],
-        "block_psql_s": block["psql_s"],
-        "block_ratio": block["upgrade_s"] / block["psql_s"],
-        "block_work_ratio": (block["upgrade_s"] - block["start_up_s"]) / block["psql_s"],
+        "generate_s": statements["generate_s"],
+        "revision_mb": statements["revision_mb"],
+        "generate_peak_mb": statements["generate_peak_mb"],
+        "upgrade_peak_mb": statements["upgrade_peak_mb"],
         "noop_plugin_s": with_plugin["seconds"],
         "noop_plain_s": without_plugin["seconds"],
         "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
         "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
         "noop_peak_mb": with_plugin["peak_rss_mb"],
     }
+    return autogenerate, [statements, block]
 
 
 Columns = list[tuple[str, str, str]]
 
 UPGRADE_COLUMNS: Columns = [
     ("flows", "flows", "{:.0f}"),
+    ("style", "pgflow_revision_style", "{}"),
     ("revision_mb", "revision (MB)", "{:.2f}"),
     ("upgrade_s", "upgrade (s)", "{:.2f}"),
-    ("start_up_s", "start-up (s)", "{:.2f}"),
     ("psql_s", "psql -1 -f (s)", "{:.2f}"),
-    ("upgrade_ratio", "upgrade/psql", "{:.2f}"),
-    ("work_ratio", "(upgrade-start-up)/psql", "{:.2f}"),
-    ("block_revision_mb", "block: revision (MB)", "{:.2f}"),
-    ("block_upgrade_s", "block: upgrade (s)", "{:.2f}"),
-    ("block_start_up_s", "block: start-up (s)", "{:.2f}"),
-    ("block_psql_s", "block: psql (s)", "{:.2f}"),
-    ("block_ratio", "block: upgrade/psql", "{:.2f}"),
-    ("block_work_ratio", "block: (upgrade-start-up)/psql", "{:.2f}"),
+    ("ratio", "upgrade / psql", "{:.2f}"),
+    ("start_up_s", "start-up (s)", "{:.2f}"),
+    ("alembic_s", "upgrade - start-up (s)", "{:.2f}"),
+    ("work_ratio", "(upgrade - start-up) / psql", "{:.2f}"),
 ]
 
 BREAKDOWN_COLUMNS: Columns = [
     ("flows", "flows", "{:.0f}"),
+    ("style", "pgflow_revision_style", "{}"),
     ("statements", "op.execute calls", "{:.0f}"),
     ("psql_s", "psql -1 -f (s)", "{:.2f}"),
     ("libpq_s", "libpq (s)", "{:.2f}"),
     ("psycopg_s", "psycopg (s)", "{:.2f}"),
     ("sqlalchemy_s", "SQLAlchemy text() (s)", "{:.2f}"),
-    ("alembic_s", "Alembic op.execute: upgrade - start-up (s)", "{:.2f}"),
+    ("alembic_s", "Alembic: upgrade - start-up (s)", "{:.2f}"),
     ("start_up_s", "Alembic start-up (s)", "{:.2f}"),
 ]
 
@@ -278,7 +279,7 @@ AUTOGENERATE_COLUMNS: Columns = [
 ]
 
 
-def table(title: str, columns: Columns, rows: list[dict[str, float]]) -> str:
+def table(title: str, columns: Columns, rows: list[Row]) -> str:
     """One Markdown table under a title."""
     header = "| " + " | ".join(heading for _, heading, _ in columns) + " |"
     rule = "|" + "|".join("---:" for _ in columns) + "|"
@@ -314,13 +315,15 @@ def main() -> None:
             f"{STEPS_PER_FLOW} steps per flow, medians of {arguments.repeat}",
             flush=True,
         )
-        rows = []
+        autogenerate_rows, upgrade_rows = [], []
         for count in sizes:
-            rows.append(measure(server, count, arguments.repeat, work))
+            autogenerate, upgrades = measure(server, count, arguments.repeat, work)
+            autogenerate_rows.append(autogenerate)
+            upgrade_rows += upgrades
             print(f"  {count} flows done", file=sys.stderr, flush=True)
-        print(table("Upgrade against psql", UPGRADE_COLUMNS, rows))
-        print(table("Where the upgrade's time goes (default style)", BREAKDOWN_COLUMNS, rows))
-        print(table("Autogenerate", AUTOGENERATE_COLUMNS, rows))
+        print(table("Upgrade against psql", UPGRADE_COLUMNS, upgrade_rows))
+        print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
+        print(table("Autogenerate", AUTOGENERATE_COLUMNS, autogenerate_rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
