@@ -16,7 +16,8 @@ server, whose connecting user may create databases):
 
 Each timed command is a fresh process, as a user runs it. Generating and upgrading run cold (no
 bytecode cache, as on a fresh deploy); the no-op autogenerate runs warm (as on a developer's
-machine, after one warm-up run) and reports medians of ``--repeat``.
+machine, after one warm-up run), with and without the plugin in turns, on a vacuumed database,
+and reports medians of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,18 @@ class Server:
                 connection.execute(dev_schema_sql())
         return self.url(dbname, "postgresql+psycopg")
 
+    def drop_database(self, dbname: str) -> None:
+        """Drop ``dbname``, so that no later measurement shares the server with its upkeep."""
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+    def settle(self, dbname: str) -> None:
+        """Vacuum ``dbname`` and checkpoint, as a long-lived database would be, so that
+        autovacuum and the checkpointer do not compete with a measurement."""
+        with psycopg.connect(self.url(dbname), autocommit=True) as connection:
+            connection.execute("VACUUM ANALYZE")
+            connection.execute("CHECKPOINT")
+
 
 def timed(
     project: AlembicProject, *args: str, cold: bool = True, count_statements: bool = False
@@ -129,10 +142,29 @@ def timed(
     return {"seconds": seconds, **json.loads(report.read_text())}
 
 
-def median_run(repeat: int, run: object) -> dict[str, float]:
-    run()  # type: ignore[operator]  # warm-up: fills the bytecode caches
-    results = [run() for _ in range(repeat)]  # type: ignore[operator]
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+def no_op_medians(
+    project: AlembicProject, repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians of ``repeat`` no-op autogenerates with the plugin and without it (env.py without
+    ``import alembic_pgflow``), taken in turns so that both see the same machine; one warm-up
+    run of each first fills the bytecode caches."""
+    env = project.root / "migrations" / "env.py"
+    with_plugin = env.read_text()
+    without_plugin = with_plugin.replace("import alembic_pgflow  # noqa: F401\n", "")
+    assert without_plugin != with_plugin, "env.py does not import alembic_pgflow"
+    runs: dict[str, list[dict[str, float]]] = {with_plugin: [], without_plugin: []}
+    for turn in range(repeat + 1):
+        for source, results in runs.items():
+            env.write_text(source)
+            figures = no_op_autogenerate(project)
+            if turn:
+                results.append(figures)
+    env.write_text(with_plugin)
+    plugin, plain = (
+        {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for results in runs.values()
+    )
+    return plugin, plain
 
 
 def no_op_autogenerate(project: AlembicProject) -> dict[str, float]:
@@ -170,7 +202,9 @@ def psql_seconds(server: Server, dbname: str, script: Path) -> float:
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    server.drop_database(dbname)
+    return seconds
 
 
 Row = dict[str, Any]
@@ -209,8 +243,10 @@ def upgrade_figures(
     statements = upgrade_statements(revision)
     figures["statements"] = len(statements)
     for layer in LAYERS:
-        layer_url = server.fresh_database(f"bench_{count}_{style}_{layer}")
+        layer_database = f"bench_{count}_{style}_{layer}"
+        layer_url = server.fresh_database(layer_database)
         figures[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
+        server.drop_database(layer_database)
     return project, figures
 
 
@@ -218,11 +254,10 @@ def measure(server: Server, count: int, repeat: int, work: Path) -> tuple[Row, l
     """The autogenerate figures of one size, and the upgrade figures of each style."""
     project, statements = upgrade_figures(server, count, work, "statements")
     _, block = upgrade_figures(server, count, work, "block")
+    server.drop_database(f"bench_{count}_block")
+    server.settle(f"bench_{count}_statements")
 
-    with_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
-    env = project.root / "migrations" / "env.py"
-    env.write_text(env.read_text().replace("import alembic_pgflow  # noqa: F401\n", ""))
-    without_plugin = median_run(repeat, lambda: no_op_autogenerate(project))
+    with_plugin, without_plugin = no_op_medians(project, repeat)
 
     autogenerate = {
         "flows": count,
