@@ -1,4 +1,4 @@
-"""Benchmark alembic-pgflow at scale and print a table (figures go into docs/performance.md).
+"""Benchmark alembic-pgflow at scale and print tables (figures go into docs/performance.md).
 
     .venv/bin/python bench/run.py [--sizes 10,100,1000,5000] [--repeat 3]
 
@@ -7,7 +7,8 @@ server, whose connecting user may create databases):
 
 - autogenerate from an empty database: wall time, revision size, peak memory;
 - ``alembic upgrade head`` of that revision, against the same SQL (``alembic upgrade --sql``)
-  run in one transaction with ``psql -1 -f``, for both ``pgflow_revision_style`` values;
+  run in one transaction with ``psql -1 -f``, for both ``pgflow_revision_style`` values, in
+  turns, ``--repeat`` times;
 - where the upgrade's time goes: Alembic's start-up (a no-op ``alembic upgrade head``, which
   also loads the revision), and the same statements sent through libpq, psycopg and SQLAlchemy
   alone (see ``replay.py``);
@@ -211,12 +212,16 @@ Row = dict[str, Any]
 
 
 def upgrade_figures(
-    server: Server, count: int, work: Path, style: str
+    server: Server, count: int, work: Path, style: str, repeat: int
 ) -> tuple[AlembicProject, Row]:
-    """Generate all flows from empty, upgrade, and the same SQL through psql, for one style;
-    then replay the upgrade's statements through each client layer."""
-    url = server.fresh_database(f"bench_{count}_{style}")
-    project = AlembicProject.create(work / f"project_{count}_{style}", url)
+    """Generate all flows from empty, for one style; then, ``repeat`` times in turn, each on a
+    fresh database: upgrade, a no-op upgrade (start-up), the same SQL through psql, and the
+    upgrade's statements through each client layer. Medians; ratios are medians of each
+    turn's ratio, whose parts ran minutes apart at most."""
+    database = f"bench_{count}_{style}"
+    project = AlembicProject.create(
+        work / f"project_{count}_{style}", server.fresh_database(database)
+    )
     project.set_option("pgflow_revision_style", style)
     project.set_option("pgflow_max_new_flows_per_revision", "0")  # one revision, whatever N
     project.write_flows(flows_module(count))
@@ -224,36 +229,45 @@ def upgrade_figures(
     (revision,) = project.revisions()
     script = work / f"upgrade_{count}_{style}.sql"
     script.write_text(project.alembic("upgrade", "head", "--sql").stdout)
-    upgrade = timed(project, "upgrade", "head")
-    start_up = timed(project, "upgrade", "head")  # nothing left to do: start-up and loading
-    figures: Row = {
+    statements = upgrade_statements(revision)
+
+    turns: list[dict[str, float]] = []
+    for _ in range(repeat):
+        server.fresh_database(database)
+        upgrade = timed(project, "upgrade", "head")
+        start_up = timed(project, "upgrade", "head")  # nothing left to do: start-up, loading
+        turn = {
+            "upgrade_s": upgrade["seconds"],
+            "upgrade_peak_mb": upgrade["peak_rss_mb"],
+            "start_up_s": start_up["seconds"],
+            "psql_s": psql_seconds(server, f"{database}_psql", script),
+        }
+        for layer in LAYERS:
+            layer_database = f"{database}_{layer}"
+            turn[f"{layer}_s"] = replay_seconds(
+                layer, statements, server.fresh_database(layer_database)
+            )
+            server.drop_database(layer_database)
+        turn["alembic_s"] = turn["upgrade_s"] - turn["start_up_s"]
+        turn["ratio"] = turn["upgrade_s"] / turn["psql_s"]
+        turn["work_ratio"] = turn["alembic_s"] / turn["psql_s"]
+        turns.append(turn)
+
+    return project, {
         "flows": count,
         "style": style,
         "generate_s": generate["seconds"],
         "generate_peak_mb": generate["peak_rss_mb"],
         "revision_mb": revision.stat().st_size / 1e6,
-        "upgrade_s": upgrade["seconds"],
-        "upgrade_peak_mb": upgrade["peak_rss_mb"],
-        "start_up_s": start_up["seconds"],
-        "psql_s": psql_seconds(server, f"bench_{count}_{style}_psql", script),
+        "statements": len(statements),
+        **{key: statistics.median(turn[key] for turn in turns) for key in turns[0]},
     }
-    figures["alembic_s"] = figures["upgrade_s"] - figures["start_up_s"]
-    figures["ratio"] = figures["upgrade_s"] / figures["psql_s"]
-    figures["work_ratio"] = figures["alembic_s"] / figures["psql_s"]
-    statements = upgrade_statements(revision)
-    figures["statements"] = len(statements)
-    for layer in LAYERS:
-        layer_database = f"bench_{count}_{style}_{layer}"
-        layer_url = server.fresh_database(layer_database)
-        figures[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
-        server.drop_database(layer_database)
-    return project, figures
 
 
 def measure(server: Server, count: int, repeat: int, work: Path) -> tuple[Row, list[Row]]:
     """The autogenerate figures of one size, and the upgrade figures of each style."""
-    project, statements = upgrade_figures(server, count, work, "statements")
-    _, block = upgrade_figures(server, count, work, "block")
+    project, statements = upgrade_figures(server, count, work, "statements", repeat)
+    _, block = upgrade_figures(server, count, work, "block", repeat)
     server.drop_database(f"bench_{count}_block")
     server.settle(f"bench_{count}_statements")
 
