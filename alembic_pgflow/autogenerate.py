@@ -3,8 +3,10 @@
 For each slug: a new flow becomes a :class:`~alembic_pgflow.operations.CreateFlowOp`, changed
 options an :class:`~alembic_pgflow.operations.UpdateFlowOptionsOp`, and a changed structure
 stops autogenerate with :class:`~alembic_pgflow.errors.FlowStructureChangedError` before any
-file is written. Flows only in the database are reported, never dropped. Registration happens
-once, when ``alembic_pgflow`` is imported.
+file is written. The operations go into the revision together, in slug order, as one
+:class:`~alembic_pgflow.operations.PgflowOps` after the table operations. Flows only in the
+database are reported, never dropped. Registration happens once, when ``alembic_pgflow`` is
+imported.
 """
 
 from __future__ import annotations
