@@ -17,8 +17,6 @@ import psycopg
 import sqlalchemy
 from sqlalchemy.dialects import postgresql
 
-LAYERS = ("libpq", "psycopg", "sqlalchemy")
-
 
 class _Recorder:
     """Stands in for ``alembic.op`` and keeps what ``op.execute`` receives."""
@@ -52,12 +50,7 @@ def _sent_sql(statement: str) -> str:
 
 def replay_seconds(layer: str, statements: list[str], url: str) -> float:
     """Seconds to send ``statements`` through ``layer`` in one transaction (connecting excluded)."""
-    senders: dict[str, Callable[[list[str], str], float]] = {
-        "libpq": _through_libpq,
-        "psycopg": _through_psycopg,
-        "sqlalchemy": _through_sqlalchemy,
-    }
-    return senders[layer](statements, url)
+    return _SENDERS[layer](statements, url)
 
 
 def _conninfo(url: str) -> str:
@@ -98,3 +91,12 @@ def _through_sqlalchemy(statements: list[str], url: str) -> float:
             return time.perf_counter() - start
     finally:
         engine.dispose()
+
+
+_SENDERS: dict[str, Callable[[list[str], str], float]] = {
+    "libpq": _through_libpq,
+    "psycopg": _through_psycopg,
+    "sqlalchemy": _through_sqlalchemy,
+}
+LAYERS = tuple(_SENDERS)
+"""The client layers, innermost first."""

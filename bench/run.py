@@ -114,7 +114,7 @@ class Server:
         autovacuum and the checkpointer do not compete with a measurement."""
         with psycopg.connect(self.url(dbname), autocommit=True) as connection:
             connection.execute("VACUUM ANALYZE")
-            connection.execute("CHECKPOINT")
+        self.checkpoint()
 
 
 def timed(
