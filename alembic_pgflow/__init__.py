@@ -1,11 +1,16 @@
 """alembic-pgflow: pgflow flows as typed Python, compiled to pgflow's SQL, migrated by Alembic."""
 
 # Importing these registers the autogenerate comparator and the renderers with Alembic.
-from alembic_pgflow import render as _render
-from alembic_pgflow.autogenerate import OBJECT_TYPE
-from alembic_pgflow.compiler import compile_flow
-from alembic_pgflow.database import PgflowCatalog, StoredFlow, read_catalog
-from alembic_pgflow.dsl import Flow, FlowOptions, StepDefinition, StepOptions
+from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow, read_catalog
+from alembic_pgflow.definition.compiler import compile_flow
+from alembic_pgflow.definition.dsl import Flow, FlowOptions, StepDefinition, StepOptions
+from alembic_pgflow.definition.releases import Feature, PgflowRelease
+from alembic_pgflow.definition.shape import (
+    FlowShape,
+    options_checksum,
+    shape_of,
+    structure_checksum,
+)
 from alembic_pgflow.errors import (
     FlowDefinitionError,
     FlowDiscoveryError,
@@ -15,8 +20,8 @@ from alembic_pgflow.errors import (
     PgflowSchemaMissingError,
     UnsupportedFeatureError,
 )
-from alembic_pgflow.releases import Feature, PgflowRelease
-from alembic_pgflow.shape import FlowShape, options_checksum, shape_of, structure_checksum
+from alembic_pgflow.migration import render as _render
+from alembic_pgflow.migration.autogenerate import OBJECT_TYPE
 
 __all__ = [
     "OBJECT_TYPE",

@@ -1,5 +1,5 @@
 """``python -m alembic_pgflow`` runs the ``alembic-pgflow`` command."""
 
-from alembic_pgflow.cli import run
+from alembic_pgflow.cli.commands import run
 
 run()

@@ -41,7 +41,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alembic_pgflow.dev_schema import dev_schema_sql  # noqa: E402
+from alembic_pgflow.database.dev_schema import dev_schema_sql  # noqa: E402
 from bench.replay import LAYERS, replay_seconds, upgrade_statements  # noqa: E402
 from tests.alembic_project import AlembicProject  # noqa: E402
 

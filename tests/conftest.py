@@ -25,7 +25,7 @@ from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from alembic_pgflow import Feature, read_catalog
-from alembic_pgflow.dev_schema import dev_schema_sql
+from alembic_pgflow.database.dev_schema import dev_schema_sql
 from tests.alembic_project import AlembicProject
 
 TEST_DSN_VARIABLE = "ALEMBIC_PGFLOW_TEST_DSN"

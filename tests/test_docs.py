@@ -58,7 +58,7 @@ def test_getting_started_ends_with_a_flow_in_the_database(tmp_path: Path) -> Non
         ["alembic", "check"], cwd=folder, env=env, capture_output=True, text=True, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    from alembic_pgflow.embedded import embedded_database_url
+    from alembic_pgflow.database.embedded import embedded_database_url
 
     url = embedded_database_url(socket).replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(url) as connection:

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from alembic_pgflow import Feature, Flow, PgflowCatalog, read_catalog, shape_of
-from alembic_pgflow.autogenerate import new_flow_limit
-from alembic_pgflow.migration_sql import ADVISORY_LOCK_KEY
-from alembic_pgflow.settings import PgflowSettings
+from alembic_pgflow.migration.autogenerate import new_flow_limit
+from alembic_pgflow.migration.revision_sql import ADVISORY_LOCK_KEY
+from alembic_pgflow.migration.settings import PgflowSettings
 from tests.alembic_project import AlembicProject, function_body
 from tests.conftest import PgflowTemplate
 from tests.database_helpers import definition_rows, flows_in_source

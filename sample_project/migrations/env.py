@@ -7,7 +7,7 @@ from shop.models import metadata
 from sqlalchemy import create_engine, pool
 
 import alembic_pgflow  # noqa: F401  (registers the pgflow autogenerate plugin)
-from alembic_pgflow.project import database_url
+from alembic_pgflow.migration.project import database_url
 
 config = context.config
 if config.config_file_name is not None:

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from alembic_pgflow.dsl import Flow, StepDefinition
-from alembic_pgflow.shape import shape_of
+from alembic_pgflow.definition.dsl import Flow, StepDefinition
+from alembic_pgflow.definition.shape import shape_of
 
 # Not a valid slug (slugs never contain "__"), so it cannot clash with a step.
 INPUT_NODE = "__input"

@@ -1,12 +1,11 @@
 """The Alembic autogenerate comparator for pgflow flows.
 
-For each slug: a new flow becomes a :class:`~alembic_pgflow.operations.CreateFlowOp`, changed
-options an :class:`~alembic_pgflow.operations.UpdateFlowOptionsOp`, and a changed structure
-stops autogenerate with :class:`~alembic_pgflow.errors.FlowStructureChangedError` before any
-file is written. The operations go into the revision together, in slug order, as one
-:class:`~alembic_pgflow.operations.PgflowOps` after the table operations. Flows only in the
-database are reported, never dropped. Registration happens once, when ``alembic_pgflow`` is
-imported.
+For each slug: a new flow becomes a :class:`~.operations.CreateFlowOp`, changed options an
+:class:`~.operations.UpdateFlowOptionsOp`, and a changed structure stops autogenerate with
+:class:`~alembic_pgflow.errors.FlowStructureChangedError` before any file is written. The
+operations go into the revision together, in slug order, as one :class:`~.operations.PgflowOps`
+after the table operations. Flows only in the database are reported, never dropped.
+Registration happens once, when ``alembic_pgflow`` is imported.
 """
 
 from __future__ import annotations
@@ -18,11 +17,17 @@ from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations.ops import MigrateOperation, UpgradeOps
 
-from alembic_pgflow.comparison import FlowComparison, FlowStatus, compare, structure_change_report
-from alembic_pgflow.compiler import add_step_sql, check_features, create_flow_sql
-from alembic_pgflow.database import PgflowCatalog, read_catalog
-from alembic_pgflow.differences import folded_slugs, next_free_slug
-from alembic_pgflow.discovery import discover_flows
+from alembic_pgflow.comparison.differences import folded_slugs, next_free_slug
+from alembic_pgflow.comparison.status import (
+    FlowComparison,
+    FlowStatus,
+    compare,
+    structure_change_report,
+)
+from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
+from alembic_pgflow.definition.compiler import add_step_sql, check_features, create_flow_sql
+from alembic_pgflow.definition.discovery import discover_flows
+from alembic_pgflow.definition.releases import OLDEST_SUPPORTED, Feature
 from alembic_pgflow.errors import (
     FlowMigrationError,
     FlowStructureChangedError,
@@ -30,14 +35,13 @@ from alembic_pgflow.errors import (
     PgflowSchemaMissingError,
     UnsupportedFeatureError,
 )
-from alembic_pgflow.migration_sql import (
+from alembic_pgflow.migration.operations import CreateFlowOp, PgflowOps, UpdateFlowOptionsOp
+from alembic_pgflow.migration.revision_sql import (
     creation_block_sql,
     creation_guard_sql,
     guard_function_sql,
 )
-from alembic_pgflow.operations import CreateFlowOp, PgflowOps, UpdateFlowOptionsOp
-from alembic_pgflow.releases import OLDEST_SUPPORTED, Feature
-from alembic_pgflow.settings import PgflowSettings, RevisionStyle, read_settings
+from alembic_pgflow.migration.settings import PgflowSettings, RevisionStyle, read_settings
 
 log = logging.getLogger("alembic.alembic_pgflow")
 

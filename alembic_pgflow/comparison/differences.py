@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from alembic_pgflow.shape import FlowOptionValues, FlowStructure, StepStructure
-from alembic_pgflow.slugs import MAX_FLOW_SLUG_LENGTH
+from alembic_pgflow.definition.shape import FlowOptionValues, FlowStructure, StepStructure
+from alembic_pgflow.definition.slugs import MAX_FLOW_SLUG_LENGTH
 
 
 def structure_differences(stored: FlowStructure, wanted: FlowStructure) -> list[str]:

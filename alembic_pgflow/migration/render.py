@@ -7,8 +7,13 @@ import re
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
-from alembic_pgflow.migration_sql import remover_function_sql
-from alembic_pgflow.operations import CreateFlowOp, DropFlowOp, PgflowOps, UpdateFlowOptionsOp
+from alembic_pgflow.migration.operations import (
+    CreateFlowOp,
+    DropFlowOp,
+    PgflowOps,
+    UpdateFlowOptionsOp,
+)
+from alembic_pgflow.migration.revision_sql import remover_function_sql
 
 # SQLAlchemy's text() reads ":name" as a bind parameter and turns "\:" into ":". These are the
 # two patterns it applies (sqlalchemy.sql.compiler.BIND_PARAMS and BIND_PARAMS_ESC).

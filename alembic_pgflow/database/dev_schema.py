@@ -14,4 +14,8 @@ DEV_SCHEMA_RELEASE = "0.14"
 
 def dev_schema_sql() -> str:
     """The SQL script that creates the stand-in ``pgflow`` schema."""
-    return files("alembic_pgflow").joinpath("sql/pgflow_definition_0_14.sql").read_text("utf-8")
+    return (
+        files("alembic_pgflow.database")
+        .joinpath("sql/pgflow_definition_0_14.sql")
+        .read_text("utf-8")
+    )

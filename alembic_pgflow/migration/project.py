@@ -14,9 +14,9 @@ from pathlib import Path
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from alembic_pgflow.discovery import DiscoveredFlow, discover_flows
+from alembic_pgflow.definition.discovery import DiscoveredFlow, discover_flows
 from alembic_pgflow.errors import PgflowConfigurationError
-from alembic_pgflow.settings import PgflowSettings, read_config_settings
+from alembic_pgflow.migration.settings import PgflowSettings, read_config_settings
 
 DATABASE_URL_VARIABLE = "DATABASE_URL"
 EMBEDDED_SETTING = "pgflow_embedded_pgdata"
@@ -73,7 +73,7 @@ def database_url(config: Config) -> str:
         return with_psycopg_driver(url)
     pgdata = config.get_main_option(EMBEDDED_SETTING)
     if pgdata:
-        from alembic_pgflow.embedded import embedded_database_url
+        from alembic_pgflow.database.embedded import embedded_database_url
 
         return embedded_database_url(pgdata)
     raise PgflowConfigurationError(

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
-from alembic_pgflow.dsl import Flow
+from alembic_pgflow.definition.dsl import Flow
+from alembic_pgflow.definition.gc_pause import paused_gc
 from alembic_pgflow.errors import FlowDiscoveryError
-from alembic_pgflow.gc_pause import paused_gc
 
 
 @dataclass(frozen=True)

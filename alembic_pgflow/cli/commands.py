@@ -17,15 +17,15 @@ import sqlalchemy
 from alembic.config import Config
 from alembic.util import CommandError
 
-from alembic_pgflow.comparison import FlowComparison, FlowStatus, compare
-from alembic_pgflow.compiler import compile_flow
-from alembic_pgflow.database import PgflowCatalog, read_catalog
-from alembic_pgflow.dev_schema import DEV_SCHEMA_RELEASE, dev_schema_sql
-from alembic_pgflow.discovery import DiscoveredFlow
+from alembic_pgflow.comparison.status import FlowComparison, FlowStatus, compare
+from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
+from alembic_pgflow.database.dev_schema import DEV_SCHEMA_RELEASE, dev_schema_sql
+from alembic_pgflow.definition.compiler import compile_flow
+from alembic_pgflow.definition.discovery import DiscoveredFlow
+from alembic_pgflow.definition.releases import DEFAULT_TARGET
+from alembic_pgflow.definition.views import flow_dot, flow_json, flow_mermaid, flow_text
 from alembic_pgflow.errors import FlowDefinitionError, PgflowSchemaMissingError
-from alembic_pgflow.flow_views import flow_dot, flow_json, flow_mermaid, flow_text
-from alembic_pgflow.project import database_url, load_config, project_flows
-from alembic_pgflow.releases import DEFAULT_TARGET
+from alembic_pgflow.migration.project import database_url, load_config, project_flows
 
 P = ParamSpec("P")
 R = TypeVar("R")

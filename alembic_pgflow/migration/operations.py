@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from alembic.operations.ops import MigrateOperation
 
-from alembic_pgflow.differences import OptionChange
-from alembic_pgflow.migration_sql import options_update_statements, removal_sql
+from alembic_pgflow.comparison.differences import OptionChange
+from alembic_pgflow.migration.revision_sql import options_update_statements, removal_sql
 
 
 class PgflowOps(MigrateOperation):

@@ -12,16 +12,16 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from alembic_pgflow.differences import OptionChange
-from alembic_pgflow.input_patterns import canonical_json
-from alembic_pgflow.releases import Feature
-from alembic_pgflow.shape import (
+from alembic_pgflow.comparison.differences import OptionChange
+from alembic_pgflow.definition.input_patterns import canonical_json
+from alembic_pgflow.definition.releases import Feature
+from alembic_pgflow.definition.shape import (
     DEFAULT_WHEN_EXHAUSTED,
     DEFAULT_WHEN_UNMET,
     FlowStructure,
     StepStructure,
 )
-from alembic_pgflow.sql_text import do_block, quote_text, sql_value
+from alembic_pgflow.definition.sql_text import do_block, quote_text, sql_value
 
 # The key of pg_advisory_xact_lock(bigint) that serializes flow migrations: b"pgflow". One key
 # for all slugs, so a revision of thousands of flows takes one lock-table entry, not thousands.

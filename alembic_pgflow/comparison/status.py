@@ -6,16 +6,16 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from alembic_pgflow.database import PgflowCatalog, StoredFlow
-from alembic_pgflow.differences import (
+from alembic_pgflow.comparison.differences import (
     OptionChange,
     next_free_slug,
     option_changes,
     structure_differences,
 )
-from alembic_pgflow.discovery import DiscoveredFlow
-from alembic_pgflow.gc_pause import paused_gc
-from alembic_pgflow.shape import FlowShape, shape_of
+from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow
+from alembic_pgflow.definition.discovery import DiscoveredFlow
+from alembic_pgflow.definition.gc_pause import paused_gc
+from alembic_pgflow.definition.shape import FlowShape, shape_of
 
 
 class FlowStatus(enum.Enum):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypedDict, TypeVar, Unpack
 
+from alembic_pgflow.definition.input_patterns import InputPattern, PatternError
+from alembic_pgflow.definition.slugs import MAX_FLOW_SLUG_LENGTH, MAX_STEP_SLUG_LENGTH, slug_problem
 from alembic_pgflow.errors import FlowDefinitionError
-from alembic_pgflow.input_patterns import InputPattern, PatternError
-from alembic_pgflow.slugs import MAX_FLOW_SLUG_LENGTH, MAX_STEP_SLUG_LENGTH, slug_problem
 
 StepType = Literal["single", "map"]
 WhenAction = Literal["fail", "skip", "skip-cascade"]

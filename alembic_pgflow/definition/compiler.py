@@ -1,4 +1,4 @@
-"""Compile a :class:`~alembic_pgflow.dsl.Flow` to the SQL statements pgflow expects.
+"""Compile a :class:`~alembic_pgflow.definition.dsl.Flow` to the SQL statements pgflow expects.
 
 The output is byte-identical to what pgflow's own TypeScript compiler emitted (0.14 format):
 ``create_flow`` first, then one ``add_step`` per step in definition order, dependencies as the
@@ -10,10 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 
-from alembic_pgflow.dsl import Flow, StepDefinition
+from alembic_pgflow.definition.dsl import Flow, StepDefinition
+from alembic_pgflow.definition.releases import (
+    DEFAULT_TARGET,
+    Feature,
+    PgflowRelease,
+    supported_release,
+)
+from alembic_pgflow.definition.sql_text import quote_text, sql_value, text_array
 from alembic_pgflow.errors import UnsupportedFeatureError
-from alembic_pgflow.releases import DEFAULT_TARGET, Feature, PgflowRelease, supported_release
-from alembic_pgflow.sql_text import quote_text, sql_value, text_array
 
 STEP_CONDITION_FIELDS = (
     "required_input_pattern",

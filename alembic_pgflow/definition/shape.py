@@ -5,8 +5,9 @@ dependencies, ``when_unmet``, ``when_exhausted`` and both input patterns (absent
 A changed structure needs a new flow slug. The *options* (``max_attempts``, ``base_delay``,
 ``timeout``, ``start_delay``) may be tuned in place.
 
-A shape is built from a :class:`~alembic_pgflow.dsl.Flow` here, or from database rows by
-:mod:`alembic_pgflow.database`; both give equal shapes and equal checksums for the same flow.
+A shape is built from a :class:`~alembic_pgflow.definition.dsl.Flow` here, or from database
+rows by :mod:`alembic_pgflow.database.catalog`; both give equal shapes and equal checksums for
+the same flow.
 The checksums are SHA-256 over canonical JSON that starts with :data:`SHAPE_VERSION`, so they
 are stable across processes, platforms and Python versions. The flow slug is identity, not
 structure: it is in neither checksum.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from alembic_pgflow.dsl import Flow, StepDefinition
+from alembic_pgflow.definition.dsl import Flow, StepDefinition
 
 SHAPE_VERSION = 1
 
@@ -44,7 +45,8 @@ class StepStructure:
     when_unmet: str = DEFAULT_WHEN_UNMET
     when_exhausted: str = DEFAULT_WHEN_EXHAUSTED
     required_input_pattern: str | None = None
-    """Canonical JSON (see :func:`~alembic_pgflow.input_patterns.canonical_json`) or ``None``."""
+    """Canonical JSON (see :func:`~alembic_pgflow.definition.input_patterns.canonical_json`) or
+    ``None``."""
     forbidden_input_pattern: str | None = None
 
     def canonical(self) -> dict[str, Any]:

@@ -17,11 +17,10 @@ from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy
 
-from alembic_pgflow.errors import PgflowSchemaMissingError
-from alembic_pgflow.gc_pause import paused_gc
-from alembic_pgflow.input_patterns import canonical_json
-from alembic_pgflow.releases import Feature
-from alembic_pgflow.shape import (
+from alembic_pgflow.definition.gc_pause import paused_gc
+from alembic_pgflow.definition.input_patterns import canonical_json
+from alembic_pgflow.definition.releases import Feature
+from alembic_pgflow.definition.shape import (
     DEFAULT_WHEN_EXHAUSTED,
     DEFAULT_WHEN_UNMET,
     FlowOptionValues,
@@ -30,6 +29,7 @@ from alembic_pgflow.shape import (
     StepOptionValues,
     StepStructure,
 )
+from alembic_pgflow.errors import PgflowSchemaMissingError
 
 DEFINITION_TABLES = ("flows", "steps", "deps")
 

@@ -1,0 +1,1 @@
+"""The ``alembic-pgflow`` command."""

@@ -1,0 +1,2 @@
+"""The Alembic integration: settings, the autogenerate comparator, operations, renderers, and
+the SQL that revisions run."""
