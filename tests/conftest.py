@@ -4,6 +4,12 @@ The server starts once per test session. A template database holding a pgflow sc
 once; every test that asks for ``postgresql`` (pytest-postgresql's connection factory) or
 ``database_url`` gets a fresh database cloned from it.
 
+With ALEMBIC_PGFLOW_TEST_PGFLOW set to a pgflow release (``0.8.1``) or a folder of pgflow
+migrations, the template gets real pgflow instead, installed from the ``@pgflow/core`` npm
+package (or that folder) with pgmq from the ``pgmq`` package on PyPI, as
+``alembic-pgflow dev install-pgflow`` does; the suite is skipped with the reason where npm is
+missing.
+
 With ALEMBIC_PGFLOW_TEST_DSN, the suite uses that server instead. If the DSN's database already
 has pgflow installed (a real release), the template is cloned from it, so the tests run against
 real pgflow rather than alembic-pgflow's stand-in schema; the DSN's database must then have no
@@ -26,9 +32,17 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from alembic_pgflow import Feature, read_catalog
 from alembic_pgflow.database.dev_schema import dev_schema_sql
+from alembic_pgflow.database.pgflow_install import (
+    PgflowMigrations,
+    folder_migrations,
+    install_pgflow,
+    npm_available,
+    npm_migrations,
+)
 from tests.alembic_project import AlembicProject
 
 TEST_DSN_VARIABLE = "ALEMBIC_PGFLOW_TEST_DSN"
+REAL_PGFLOW_VARIABLE = "ALEMBIC_PGFLOW_TEST_PGFLOW"
 TEST_DATABASE = "alembic_pgflow_test"
 
 
@@ -38,6 +52,9 @@ class PgflowTemplate:
 
     real_pgflow: bool
     features: frozenset[Feature]
+    has_pgmq: bool = False
+    has_runtime: bool = False
+    """Whether pgflow's runtime functions (start_flow, start_tasks, ...) are there."""
 
 
 def _server_from_dsn(dsn: str) -> tuple[NoopExecutor, str]:
@@ -105,11 +122,10 @@ def pgflow_template(pgflow_server: NoopExecutor) -> Iterator[PgflowTemplate]:
         template_dbname=source_db if real else None,
         as_template=True,
     )
+    release = None if real else os.environ.get(REAL_PGFLOW_VARIABLE)
+    migrations = None if release is None else _real_pgflow_migrations(release)
     janitor.drop()
     with janitor:
-        if not real:
-            with janitor.cursor(pgflow_server.template_dbname) as cursor:
-                cursor.execute(dev_schema_sql())
         with psycopg.connect(
             host=pgflow_server.host,
             port=pgflow_server.port,
@@ -117,18 +133,62 @@ def pgflow_template(pgflow_server: NoopExecutor) -> Iterator[PgflowTemplate]:
             password=pgflow_server.password,
             dbname=pgflow_server.template_dbname,
         ) as connection:
-            features = read_catalog(connection).features
-        yield PgflowTemplate(real_pgflow=real, features=features)
+            if migrations is not None:
+                install_pgflow(connection, migrations)
+            elif not real:
+                connection.execute(dev_schema_sql())
+            connection.commit()
+            catalog = read_catalog(connection)
+            row = connection.execute(
+                "SELECT to_regproc('pgflow.start_flow') IS NOT NULL"
+            ).fetchone()
+        yield PgflowTemplate(
+            real_pgflow=real or migrations is not None,
+            features=catalog.features,
+            has_pgmq=catalog.has_pgmq,
+            has_runtime=bool(row and row[0]),
+        )
+
+
+def _real_pgflow_migrations(release: str) -> PgflowMigrations:
+    if Path(release).is_dir():
+        return folder_migrations(Path(release))
+    if not npm_available():
+        pytest.skip(
+            f"{REAL_PGFLOW_VARIABLE}={release}: npm is not installed, so real pgflow cannot be"
+        )
+    return npm_migrations(release)
 
 
 @pytest.fixture(autouse=True)
 def _pgflow_release_requirements(request: pytest.FixtureRequest) -> None:
-    """Skip ``needs_step_conditions`` tests where the pgflow under test predates 0.14."""
-    if request.node.get_closest_marker("needs_step_conditions") is None:
+    """Skip tests marked ``needs_step_conditions`` or ``needs(...)`` where the pgflow under
+    test lacks what they need, saying what is missing."""
+    wanted = set()
+    if request.node.get_closest_marker("needs_step_conditions") is not None:
+        wanted.add("conditions")
+    for marker in request.node.iter_markers("needs"):
+        wanted.update(marker.args)
+    if not wanted:
         return
     template: PgflowTemplate = request.getfixturevalue("pgflow_template")
-    if Feature.STEP_CONDITIONS not in template.features:
-        pytest.skip("the pgflow under test has no step conditions (they came with 0.14)")
+    for need in sorted(wanted):
+        have, reason = _requirement(template, need)
+        if not have:
+            pytest.skip(f"the pgflow under test has no {reason}")
+
+
+def _requirement(template: PgflowTemplate, need: str) -> tuple[bool, str]:
+    if need == "pgmq":
+        return template.has_pgmq, "pgmq (real pgflow installs it; the stand-in has none)"
+    if need == "runtime":
+        return template.has_runtime, "runtime functions (only real pgflow has them)"
+    feature = {
+        "conditions": Feature.STEP_CONDITIONS,
+        "compile_path": Feature.COMPILE_PATH,
+        "queue_mode": Feature.QUEUE_MODE,
+    }[need]
+    return feature in template.features, f"{feature.description} (since {feature.since})"
 
 
 @pytest.fixture(scope="session")

@@ -83,3 +83,25 @@ def definition_rows(connection: psycopg.Connection) -> dict[str, list[tuple[obje
             "SELECT flow_slug, dep_slug, step_slug FROM pgflow.deps ORDER BY 1, 3, 2"
         ).fetchall(),
     }
+
+
+def strip_step_conditions(connection: psycopg.Connection) -> None:
+    """Give the stand-in the definition layer of pgflow 0.7 to 0.13 (no step conditions)."""
+    run_sql(
+        connection,
+        [
+            "ALTER TABLE pgflow.steps DROP COLUMN required_input_pattern, DROP COLUMN "
+            "forbidden_input_pattern, DROP COLUMN when_unmet, DROP COLUMN when_exhausted",
+            "DROP FUNCTION pgflow.add_step",
+            "CREATE FUNCTION pgflow.add_step(flow_slug text, step_slug text, deps_slugs text[] "
+            "DEFAULT '{}', max_attempts int DEFAULT NULL, base_delay int DEFAULT NULL, timeout "
+            "int DEFAULT NULL, start_delay int DEFAULT NULL, step_type text DEFAULT 'single') "
+            "RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO pgflow.steps (flow_slug, step_slug, step_type, step_index, deps_count) "
+            "SELECT flow_slug, step_slug, step_type, (SELECT count(*) FROM pgflow.steps s "
+            "WHERE s.flow_slug = add_step.flow_slug), cardinality(deps_slugs) "
+            "ON CONFLICT DO NOTHING; "
+            "INSERT INTO pgflow.deps (flow_slug, dep_slug, step_slug) SELECT flow_slug, d, "
+            "step_slug FROM unnest(deps_slugs) d ON CONFLICT DO NOTHING; END $$",
+        ],
+    )

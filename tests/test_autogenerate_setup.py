@@ -6,8 +6,10 @@ import alembic
 import psycopg
 import pytest
 
+from alembic_pgflow import read_catalog
 from tests.alembic_project import AlembicProject, function_body
 from tests.conftest import PgflowTemplate
+from tests.database_helpers import run_sql, strip_step_conditions
 
 pytestmark = pytest.mark.alembic_cli
 
@@ -81,7 +83,7 @@ def test_packages_are_searched_recursively_and_reexports_count_once(
         "from alembic_pgflow import Flow\nnested = Flow('nested').step('a')\n",
     )
     upgrade = function_body(alembic_project.autogenerate(), "upgrade")
-    assert upgrade.count("SELECT pgflow.create_flow('nested')") == 1
+    assert upgrade.count("PERFORM pgflow.create_flow('nested')") == 1
 
 
 def test_database_without_pgflow(
@@ -97,38 +99,50 @@ def test_database_without_pgflow(
     )
 
 
+def test_upgrade_on_a_database_without_pgflow(
+    alembic_project: AlembicProject, postgresql: psycopg.Connection
+) -> None:
+    alembic_project.write_flows("from alembic_pgflow import Flow\nf = Flow('f').step('a')\n")
+    alembic_project.autogenerate()
+    postgresql.execute("DROP SCHEMA pgflow CASCADE")
+    postgresql.commit()
+    result = alembic_project.alembic("upgrade", "head", check=False)
+    assert result.returncode != 0
+    assert (
+        f"pgflow is not installed in database {postgresql.info.dbname}, and this revision "
+        "creates pgflow flows" in result.stderr
+    )
+    assert "HINT:  Install pgflow in this database first" in result.stderr
+    assert "relation" not in result.stderr
+
+
 def test_database_lacking_a_feature(
     alembic_project: AlembicProject, postgresql: psycopg.Connection, pgflow_template: PgflowTemplate
 ) -> None:
     if pgflow_template.real_pgflow:
         pytest.skip("rewrites the stand-in schema into an older release's shape")
-    postgresql.execute(
-        "ALTER TABLE pgflow.steps DROP COLUMN required_input_pattern, DROP COLUMN forbidden_input_pattern,"
-        " DROP COLUMN when_unmet, DROP COLUMN when_exhausted;"
-        "DROP FUNCTION pgflow.add_step;"
-        "CREATE FUNCTION pgflow.add_step(flow_slug text, step_slug text, deps_slugs text[] DEFAULT '{}',"
-        " max_attempts int DEFAULT NULL, base_delay int DEFAULT NULL, timeout int DEFAULT NULL,"
-        " start_delay int DEFAULT NULL, step_type text DEFAULT 'single')"
-        " RETURNS void LANGUAGE sql AS 'SELECT NULL'"
-    )
-    postgresql.commit()
+    strip_step_conditions(postgresql)
     alembic_project.write_flows(
         "from alembic_pgflow import Flow\nf = Flow('f').step('a').step('b', when_unmet='fail')\n"
     )
     output = failed(alembic_project, "revision", "--autogenerate")
     assert output == (
         "FAILED: flow 'f', step 'b', field 'when_unmet': uses step conditions (input patterns, "
-        "when_unmet, when_exhausted), which pgflow 0.14.0 introduced; the connected database's "
-        "pgflow schema does not have it (flows_app.flows:f); upgrade pgflow in the database "
-        "first, or remove the feature from the flow\n"
+        "when_unmet, when_exhausted), which pgflow 0.14.0 introduced; the database's pgflow "
+        "(detected as 0.7.0 or later) does not have it (flows_app.flows:f); upgrade pgflow "
+        "in the database first, or remove the feature from the flow\n"
     )
     # Without conditions the same database gets a guard that does not read the missing columns.
     alembic_project.write_flows(
         "from alembic_pgflow import Flow\nf = Flow('f').step('a').map('b')\n"
     )
     upgrade = function_body(alembic_project.autogenerate(), "upgrade")
-    assert "when_unmet" not in upgrade
     assert '{"slug": "b", "step_type": "map"}' in upgrade
+    alembic_project.alembic("upgrade", "head")
+    # The guard reads the missing columns as pgflow's defaults: the same revision runs again.
+    run_sql(postgresql, ["DELETE FROM alembic_version"])
+    alembic_project.alembic("upgrade", "head")
+    assert [s.slug for s in read_catalog(postgresql).flows["f"].shape.structure.steps] == ["a", "b"]
 
 
 def test_settings_from_context_configure(alembic_project: AlembicProject) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 import sqlalchemy
@@ -14,6 +16,7 @@ from alembic_pgflow import (
     read_catalog,
     shape_of,
 )
+from alembic_pgflow.database.catalog import detect_release
 from tests.conftest import PgflowTemplate
 
 
@@ -126,3 +129,44 @@ def test_corrupt_deps_count_is_reported(postgresql: psycopg.Connection) -> None:
     postgresql.execute("SELECT pgflow.add_step('f', 'c', ARRAY['b'])")
     stored = read_catalog(postgresql).flows["f"]
     assert stored.problems == ("step 'c' has deps_count 1 but 2 dependency rows",)
+
+
+@pytest.mark.parametrize(
+    ("features", "data_loss_argument", "expected"),
+    [
+        ({Feature.START_DELAY, Feature.MAP_STEPS}, False, "0.7.0"),
+        ({Feature.START_DELAY, Feature.MAP_STEPS, Feature.COMPILE_PATH}, False, "0.10.0"),
+        ({Feature.MAP_STEPS, Feature.COMPILE_PATH}, True, "0.11.0"),
+        ({Feature.MAP_STEPS, Feature.COMPILE_PATH, Feature.STEP_CONDITIONS}, True, "0.14.0"),
+        (
+            {Feature.COMPILE_PATH, Feature.STEP_CONDITIONS, Feature.WORKER_START_MODE},
+            True,
+            "0.15.0",
+        ),
+        (
+            {Feature.COMPILE_PATH, Feature.STEP_CONDITIONS, Feature.WORKER_START_MODE},
+            False,
+            "0.16.0",
+        ),
+        (
+            {
+                Feature.COMPILE_PATH,
+                Feature.STEP_CONDITIONS,
+                Feature.WORKER_START_MODE,
+                Feature.QUEUE_MODE,
+            },
+            False,
+            "0.17.0",
+        ),
+    ],
+)
+def test_release_detection(features: set[Feature], data_loss_argument: bool, expected: str) -> None:
+    assert str(detect_release(frozenset(features), data_loss_argument)) == expected
+
+
+def test_the_release_under_test_is_detected(postgresql: psycopg.Connection) -> None:
+    """ALEMBIC_PGFLOW_TEST_EXPECT_RELEASE (set when testing a known release) must match."""
+    expected = os.environ.get("ALEMBIC_PGFLOW_TEST_EXPECT_RELEASE")
+    if expected is None:
+        pytest.skip("ALEMBIC_PGFLOW_TEST_EXPECT_RELEASE is not set")
+    assert str(read_catalog(postgresql).release) == expected

@@ -1,4 +1,4 @@
-"""pgflow_revision_style = block: one DO block per new flow, same effect as the statements."""
+"""pgflow_revision_style = block (the default): one DO block per new flow."""
 
 from __future__ import annotations
 
@@ -34,14 +34,15 @@ def test_one_block_per_flow(block_project: AlembicProject, postgresql: psycopg.C
     assert flow_part.split("\n", 1)[1] == (
         'op.execute(r"""DO $pgflow1$\n'
         "BEGIN\n"
-        "  PERFORM pg_temp.alembic_pgflow_guard('small', '[\n"
+        "  IF pg_temp.alembic_pgflow_guard('small', '[\n"
         '  {"slug": "a"},\n'
         '  {"slug": "b", "step_type": "map", "dependencies": ["a"], "required_input_pattern": {"$pgflow$": 1}}\n'
-        "]', 'small_v2');\n"
-        "  PERFORM pgflow.create_flow('small', timeout => 5);\n"
-        "  PERFORM pgflow.add_step('small', 'a');\n"
-        "  PERFORM pgflow.add_step('small', 'b', ARRAY['a'], required_input_pattern => "
+        "]', 'small_v2') THEN\n"
+        "    PERFORM pgflow.create_flow('small', timeout => 5);\n"
+        "    PERFORM pgflow.add_step('small', 'a');\n"
+        "    PERFORM pgflow.add_step('small', 'b', ARRAY['a'], required_input_pattern => "
         "'{\"$pgflow$\"\\:1}', step_type => 'map');\n"
+        "  END IF;\n"
         "END\n"
         '$pgflow1$""")\n'
         "# ### end Alembic commands ###\n"
@@ -78,5 +79,5 @@ def test_bad_style_setting(alembic_project: AlembicProject) -> None:
     result = alembic_project.alembic("revision", "--autogenerate", check=False)
     assert (
         result.stdout
-        == "FAILED: pgflow_revision_style must be 'statements' or 'block', got 'fast'\n"
+        == "FAILED: pgflow_revision_style must be 'block' or 'statements', got 'fast'\n"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from alembic_pgflow import read_catalog
 from tests.alembic_project import ROOT, function_body
 
-pytestmark = [pytest.mark.alembic_cli, pytest.mark.needs_step_conditions]
+pytestmark = [pytest.mark.alembic_cli]
 
 SAMPLE = ROOT / "sample_project"
 
@@ -107,6 +108,8 @@ def test_committed_revisions_are_what_the_plugin_generates(sample: Path, databas
                 "--autogenerate",
                 "-m",
                 "again",
+                "--rev-id",
+                re.search(r"^revision: str = '(\w+)'", texts[path], re.M)[1],  # type: ignore[index]
                 database_url=database_url,
             )
         )

@@ -10,9 +10,11 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
+import psycopg
 import sqlalchemy
 from alembic.config import Config
 from alembic.util import CommandError
@@ -20,6 +22,11 @@ from alembic.util import CommandError
 from alembic_pgflow.comparison.status import FlowComparison, FlowStatus, compare
 from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
 from alembic_pgflow.database.dev_schema import DEV_SCHEMA_RELEASE, dev_schema_sql
+from alembic_pgflow.database.pgflow_install import (
+    folder_migrations,
+    install_pgflow,
+    npm_migrations,
+)
 from alembic_pgflow.definition.compiler import compile_flow
 from alembic_pgflow.definition.discovery import DiscoveredFlow
 from alembic_pgflow.definition.releases import DEFAULT_TARGET
@@ -171,6 +178,9 @@ def _diff_lines(comparison: FlowComparison) -> Iterator[str]:
         yield "in code, not in the database yet: alembic revision --autogenerate creates it"
     elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
         yield "in the database, in no configured module (autogenerate never drops it)"
+    elif comparison.status is FlowStatus.CORRUPT:
+        yield "the stored rows break pgflow's invariants; pgflow would run this flow wrongly:"
+    yield from (f"- {problem}" for problem in comparison.problems)
     if stored and wanted:
         yield f"structure checksum in the database: {stored.structure_checksum}"
         yield f"structure checksum in code:         {wanted.structure_checksum}"
@@ -209,6 +219,54 @@ def install_schema(context: click.Context) -> None:
     click.echo(
         f"installed the pgflow {DEV_SCHEMA_RELEASE} definition schema stand-in "
         "(for development only: production databases run real pgflow)"
+    )
+
+
+@dev.command("install-pgflow")
+@click.option(
+    "--version",
+    "release",
+    default="latest",
+    show_default=True,
+    help="The @pgflow/core release on the npm registry.",
+)
+@click.option(
+    "--migrations",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of pgflow migrations to install instead (for releases not on the registry).",
+)
+@click.option(
+    "--if-missing",
+    is_flag=True,
+    help="Succeed without installing when the database already has pgflow (for scripts).",
+)
+@click.pass_context
+@user_errors
+def install_pgflow_command(
+    context: click.Context, release: str, migrations: Path | None, if_missing: bool
+) -> None:
+    """Install real pgflow (runtime functions included) into a development database.
+
+    pgflow's migrations come from the @pgflow/core package on the npm registry (or a folder),
+    pgmq from the pgmq package on PyPI; Supabase-only pieces get do-nothing stand-ins. All in
+    one transaction. A database that already has pgflow is refused.
+    """
+    url = sqlalchemy.engine.make_url(database_url(_config(context)))
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo) as raw:
+            row = raw.execute("SELECT to_regnamespace('pgflow') IS NOT NULL").fetchone()
+            if if_missing and row and row[0]:
+                click.echo("the database already has pgflow; nothing installed")
+                return
+            source = folder_migrations(migrations) if migrations else npm_migrations(release)
+            installed = install_pgflow(raw, source)
+    except psycopg.OperationalError as error:
+        raise UserError(f"cannot connect to the database: {str(error).strip()}") from error
+    stand_ins = ", ".join(installed.stand_ins) or "none"
+    click.echo(
+        f"installed pgflow {installed.release} ({installed.migrations} migrations) with pgmq "
+        f"{installed.pgmq_version}; stand-ins: {stand_ins}"
     )
 
 

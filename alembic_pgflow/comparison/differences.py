@@ -11,10 +11,18 @@ from alembic_pgflow.definition.slugs import MAX_FLOW_SLUG_LENGTH
 
 
 def structure_differences(stored: FlowStructure, wanted: FlowStructure) -> list[str]:
-    """Each structural difference, step by step: removed, added, moved, then changed."""
+    """Each structural difference: the queue mode, then step by step: removed, added, moved,
+    then changed."""
     old = {step.slug: (index, step) for index, step in enumerate(stored.steps)}
     new = {step.slug: (index, step) for index, step in enumerate(wanted.steps)}
-    lines = [f"step {slug!r} removed" for slug in old if slug not in new]
+    lines = []
+    if stored.queue_mode != wanted.queue_mode:
+        lines.append(
+            f"queue mode {stored.queue_mode!r} in the database, {wanted.queue_mode!r} in code "
+            "(pgflow 0.17's step mode gives each step its own queue and is created only by "
+            "pgflow's ensure_flow_compiled; alembic-pgflow defines flow-mode flows)"
+        )
+    lines += [f"step {slug!r} removed" for slug in old if slug not in new]
     for slug, (index, step) in new.items():
         if slug not in old:
             deps = ", ".join(sorted(step.dependencies)) or "nothing"

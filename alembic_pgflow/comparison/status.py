@@ -13,9 +13,12 @@ from alembic_pgflow.comparison.differences import (
     structure_differences,
 )
 from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow
+from alembic_pgflow.definition.compiler import check_features
 from alembic_pgflow.definition.discovery import DiscoveredFlow
 from alembic_pgflow.definition.gc_pause import paused_gc
+from alembic_pgflow.definition.releases import OLDEST_SUPPORTED
 from alembic_pgflow.definition.shape import FlowShape, shape_of
+from alembic_pgflow.errors import UnsupportedFeatureError
 
 
 class FlowStatus(enum.Enum):
@@ -26,6 +29,10 @@ class FlowStatus(enum.Enum):
     OPTIONS_CHANGED = "options changed"
     STRUCTURE_CHANGED = "structure changed"
     ONLY_IN_DATABASE = "only in database"
+    UNSUPPORTED = "needs newer pgflow"
+    """The flow uses a feature the database's pgflow release lacks."""
+    CORRUPT = "corrupt in database"
+    """The stored rows break pgflow's invariants (for example a wrong ``deps_count``)."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,31 @@ class FlowComparison:
     """The shape of the flow in code (computed once, here)."""
     structure_differences: tuple[str, ...] = ()
     option_changes: tuple[OptionChange, ...] = ()
+    problems: tuple[str, ...] = ()
+    """Why a flow is ``UNSUPPORTED`` or ``CORRUPT``."""
 
 
 def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[FlowComparison]:
-    """Every slug in code or database, in slug order, with its status."""
+    """Every slug in code or database, in slug order, with its status.
+
+    A corrupt stored flow is ``CORRUPT`` whatever the code says; a flow in code that the
+    database's pgflow cannot hold is ``UNSUPPORTED`` before any structure is compared, so the
+    real reason comes first.
+    """
     comparisons = []
     with paused_gc():
         for slug in sorted(set(code) | set(catalog.flows)):
             found, stored = code.get(slug), catalog.flows.get(slug)
-            if found is None:
+            if stored is not None and stored.problems:
+                problems = stored.problems
+                comparisons.append(
+                    FlowComparison(slug, FlowStatus.CORRUPT, found, stored, problems=problems)
+                )
+            elif found is not None and (missing := unsupported(found, catalog)):
+                comparisons.append(
+                    FlowComparison(slug, FlowStatus.UNSUPPORTED, found, stored, problems=(missing,))
+                )
+            elif found is None:
                 comparisons.append(FlowComparison(slug, FlowStatus.ONLY_IN_DATABASE, None, stored))
             elif stored is None:
                 comparisons.append(
@@ -57,6 +80,27 @@ def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[
             else:
                 comparisons.append(_compare_one(slug, found, stored))
     return comparisons
+
+
+def unsupported(found: DiscoveredFlow, catalog: PgflowCatalog) -> str | None:
+    """Why the database's pgflow cannot hold this flow, or ``None`` when it can."""
+    if catalog.release < OLDEST_SUPPORTED:
+        return (
+            f"the database's pgflow ({catalog.release} or close) is older than "
+            f"{OLDEST_SUPPORTED}, the oldest release alembic-pgflow supports; upgrade pgflow first"
+        )
+    try:
+        check_features(
+            found.flow,
+            catalog.features,
+            f"the database's pgflow (detected as {catalog.release} or later)",
+        )
+    except UnsupportedFeatureError as error:
+        return (
+            f"{error} ({found.location}); upgrade pgflow in the database first, or remove the "
+            "feature from the flow"
+        )
+    return None
 
 
 def _compare_one(slug: str, found: DiscoveredFlow, stored: StoredFlow) -> FlowComparison:

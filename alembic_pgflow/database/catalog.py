@@ -1,10 +1,10 @@
 """Read every flow definition from ``pgflow.flows``, ``pgflow.steps`` and ``pgflow.deps``.
 
 Three queries, whatever the number of flows: one reads the schema's catalog (which tables,
-columns and ``add_step`` arguments exist, and so which release features it has), one all
-definitions as a single JSON document, one the server facts that bound a migration (pgmq, the
-lock table's size). Columns an older release lacks read as pgflow's
-defaults. The SQL is built only from this module's constants.
+columns, functions and function arguments exist, and so which release it is), one all
+definitions as a single JSON document, one the server facts that bound a migration (pgmq and its
+queue tables, the lock table's size). Columns an older release lacks read as pgflow's defaults.
+The SQL is built only from this module's constants.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sqlalchemy
 
 from alembic_pgflow.definition.gc_pause import paused_gc
 from alembic_pgflow.definition.input_patterns import canonical_json
-from alembic_pgflow.definition.releases import Feature
+from alembic_pgflow.definition.releases import DEFAULT_TARGET, Feature, PgflowRelease
 from alembic_pgflow.definition.shape import (
     DEFAULT_WHEN_EXHAUSTED,
     DEFAULT_WHEN_UNMET,
@@ -29,7 +29,7 @@ from alembic_pgflow.definition.shape import (
     StepOptionValues,
     StepStructure,
 )
-from alembic_pgflow.errors import PgflowSchemaMissingError
+from alembic_pgflow.errors import PgflowSchemaMissingError, StoredFlowError
 
 DEFINITION_TABLES = ("flows", "steps", "deps")
 
@@ -40,25 +40,40 @@ JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'pgflow' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
-SELECT 'add_step', arg.name
+SELECT 'function', p.proname
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'pgflow'
+UNION ALL
+SELECT p.proname, arg.name
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN LATERAL unnest(p.proargnames) AS arg(name)
-WHERE n.nspname = 'pgflow' AND p.proname = 'add_step'"""
+WHERE n.nspname = 'pgflow' AND p.proname IN ('add_step', 'ensure_flow_compiled')"""
 
+# pgmq names a queue's table q_<name in lower case>, whatever the case of the name it was given.
 _SERVER_SQL = """\
 SELECT to_regnamespace('pgmq') IS NOT NULL,
   current_setting('max_locks_per_transaction')::int
     * (current_setting('max_connections')::int
-       + current_setting('max_prepared_transactions')::int)"""
+       + current_setting('max_prepared_transactions')::int),
+  (SELECT coalesce(json_agg(substr(c.relname, 3) ORDER BY c.relname), '[]'::json)
+   FROM pg_catalog.pg_class c
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'pgmq' AND c.relkind IN ('r', 'p') AND starts_with(c.relname, 'q_'))::text"""
 
 # Which column or add_step argument shows that the schema has a feature.
 _FEATURE_EVIDENCE: Mapping[Feature, tuple[str, str]] = {
     Feature.START_DELAY: ("add_step", "start_delay"),
     Feature.MAP_STEPS: ("add_step", "step_type"),
     Feature.STEP_CONDITIONS: ("add_step", "required_input_pattern"),
+    Feature.COMPILE_PATH: ("function", "ensure_flow_compiled"),
+    Feature.WORKER_START_MODE: ("column", "worker_functions.start_mode"),
     Feature.QUEUE_MODE: ("column", "flows.queue_mode"),
 }
+
+# ensure_flow_compiled took allow_data_loss from 0.11.0 until 0.16.0 removed it.
+_DATA_LOSS_ARGUMENT = ("ensure_flow_compiled", "allow_data_loss")
 
 # Step columns that not every release has, and what they read as where they are missing.
 _OPTIONAL_STEP_COLUMNS: Mapping[str, str] = {
@@ -95,6 +110,19 @@ class PgflowCatalog:
     """Whether creating a flow also creates a pgmq queue (and takes its locks)."""
     lock_table_size: int = 6400
     """Lock entries the server has for all transactions together."""
+    release: PgflowRelease = DEFAULT_TARGET
+    """The oldest pgflow release with everything the schema has (:func:`detect_release`)."""
+    queue_tables: frozenset[str] = frozenset()
+    """pgmq queues by table name (``q_<name>`` less the prefix, so in lower case)."""
+
+    def foreign_queue(self, flow_slug: str) -> str | None:
+        """The pgmq queue a new flow ``flow_slug`` would share although no flow owns it."""
+        folded = flow_slug.lower()
+        if folded not in self.queue_tables:
+            return None
+        if any(slug.lower() == folded for slug in self.flows):
+            return None
+        return folded
 
 
 def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
@@ -123,16 +151,41 @@ def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
     ((document,),) = rows(_definitions_sql(columns))
     flows = {}
     with paused_gc():
-        for slug, max_attempts, base_delay, timeout, step_rows in json.loads(document):
-            steps = [_StepRow(*row) for row in step_rows]
-            flows[slug] = StoredFlow(
-                shape=_shape(slug, max_attempts, base_delay, timeout, steps),
-                problems=tuple(_problems(steps)),
-            )
-    ((has_pgmq, lock_table_size),) = rows(_SERVER_SQL)
+        # Big numbers stay Decimal: Python refuses to read integers of over 4300 digits.
+        for slug, *flow_row, step_rows in json.loads(document, parse_int=Decimal):
+            flows[slug] = _stored_flow(slug, flow_row, step_rows)
+    ((has_pgmq, lock_table_size, queues),) = rows(_SERVER_SQL)
     return PgflowCatalog(
-        features=features, flows=flows, has_pgmq=has_pgmq, lock_table_size=lock_table_size
+        features=features,
+        flows=flows,
+        has_pgmq=has_pgmq,
+        lock_table_size=lock_table_size,
+        release=detect_release(features, _DATA_LOSS_ARGUMENT in found),
+        queue_tables=frozenset(json.loads(queues)),
     )
+
+
+def detect_release(features: frozenset[Feature], has_data_loss_argument: bool) -> PgflowRelease:
+    """The oldest release with these features: 0.16 has worker start modes (0.15) and an
+    ``ensure_flow_compiled`` without ``allow_data_loss`` (which 0.11 added)."""
+    release = max((feature.since for feature in features), default=PgflowRelease(0, 2, 0))
+    if has_data_loss_argument:
+        release = max(release, PgflowRelease(0, 11, 0))
+    elif Feature.WORKER_START_MODE in features and Feature.COMPILE_PATH in features:
+        release = max(release, PgflowRelease(0, 16, 0))
+    return release
+
+
+def _stored_flow(slug: str, flow_row: list[Any], step_rows: list[list[Any]]) -> StoredFlow:
+    max_attempts, base_delay, timeout, queue_mode = flow_row
+    try:
+        steps = [_StepRow(*row) for row in step_rows]
+        shape = _shape(slug, int(max_attempts), int(base_delay), int(timeout), queue_mode, steps)
+    except (ValueError, TypeError, ArithmeticError) as error:
+        raise StoredFlowError(
+            f"pgflow flow {slug!r} in the database cannot be read: {error}"
+        ) from error
+    return StoredFlow(shape=shape, problems=tuple(_problems(steps)))
 
 
 class _StepRow(NamedTuple):
@@ -160,6 +213,8 @@ def _definitions_sql(columns: set[str]) -> str:
     def step_column(name: str) -> str:
         return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
 
+    queue_mode = "f.queue_mode" if "flows.queue_mode" in columns else "'flow'"
+
     return f"""\
 WITH step_deps AS (
   SELECT d.flow_slug, d.step_slug, json_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C") AS deps
@@ -179,7 +234,7 @@ WITH step_deps AS (
   GROUP BY s.flow_slug
 )
 SELECT coalesce(json_agg(json_build_array(
-    f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout,
+    f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {queue_mode},
     coalesce(fs.steps, '[]'::json)
   ) ORDER BY f.flow_slug COLLATE "C"), '[]'::json)::text
 FROM pgflow.flows f
@@ -187,13 +242,19 @@ LEFT JOIN flow_steps fs ON fs.flow_slug = f.flow_slug
 """
 
 
-def _shape(
-    slug: str, max_attempts: int, base_delay: int, timeout: int, steps: list[_StepRow]
+def _shape(  # noqa: PLR0917 (one positional argument per column read)
+    slug: str,
+    max_attempts: int,
+    base_delay: int,
+    timeout: int,
+    queue_mode: str,
+    steps: list[_StepRow],
 ) -> FlowShape:
     return FlowShape(
         slug=slug,
         structure=FlowStructure(
-            tuple(
+            queue_mode=queue_mode,
+            steps=tuple(
                 StepStructure(
                     slug=step.slug,
                     step_type=step.step_type,
@@ -204,7 +265,7 @@ def _shape(
                     forbidden_input_pattern=_canonical_pattern(step.forbidden_input_pattern),
                 )
                 for step in steps
-            )
+            ),
         ),
         options=FlowOptionValues(
             max_attempts=max_attempts,
@@ -212,7 +273,11 @@ def _shape(
             timeout=timeout,
             steps=tuple(
                 StepOptionValues(
-                    step.slug, step.max_attempts, step.base_delay, step.timeout, step.start_delay
+                    step.slug,
+                    _int_or_none(step.max_attempts),
+                    _int_or_none(step.base_delay),
+                    _int_or_none(step.timeout),
+                    _int_or_none(step.start_delay),
                 )
                 for step in steps
             ),
@@ -220,10 +285,14 @@ def _shape(
     )
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _canonical_pattern(text: str | None) -> str | None:
     if text is None:
         return None
-    return canonical_json(json.loads(text, parse_float=Decimal))
+    return canonical_json(json.loads(text, parse_float=Decimal, parse_int=Decimal))
 
 
 def _problems(steps: list[_StepRow]) -> list[str]:

@@ -16,6 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 MAX_DEPTH = 64
+MAX_INTEGER_DIGITS = 4000
+"""Python writes integers of up to 4300 digits as text; patterns stay well inside that."""
+MAX_INTEGER_BITS = int(MAX_INTEGER_DIGITS * 3.3219)  # log2(10): bits of a 4000-digit number
 
 
 class PatternError(ValueError):
@@ -50,7 +53,14 @@ def _plain(value: object, path: str, depth: int) -> Any:
     """Check one JSON value and return it as plain dicts, lists and scalars."""
     if depth > MAX_DEPTH:
         raise PatternError(f"is nested more than {MAX_DEPTH} levels deep at {path}")
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INTEGER_BITS:
+            raise PatternError(
+                f"has an integer of more than {MAX_INTEGER_DIGITS} digits at {path}, which "
+                "cannot be written as JSON text here"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -108,8 +118,20 @@ def canonical_json(value: Any, *, spaced: bool = False) -> str:
 
 
 def _canonical_number(number: int | float | Decimal) -> str:
-    # jsonb compares numbers as numeric, so 1, 1.0 and 1e0 are one value.
+    """Positional notation without trailing zeros, as ``jsonb`` prints ``numeric``: 1, 1.0 and
+    1e0 are one value. Built from the digits, never through ``int`` (a stored 1e5000 has more
+    digits than Python converts) nor a decimal context (which would round)."""
     exact = Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
-    if exact == exact.to_integral_value():
-        return str(int(exact))
-    return str(exact.normalize())
+    if exact.is_zero():
+        return "0"
+    sign, digit_tuple, exponent = exact.as_tuple()
+    assert isinstance(exponent, int)  # finite: patterns hold no NaN or Infinity
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    while exponent < 0 and digits.endswith("0"):
+        digits, exponent = digits[:-1], exponent + 1
+    if exponent >= 0:
+        text = digits + "0" * exponent
+    else:
+        whole, fraction = digits[:exponent], digits[exponent:]
+        text = (whole or "0") + "." + fraction.rjust(-exponent, "0")
+    return ("-" if sign else "") + text

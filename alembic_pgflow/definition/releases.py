@@ -41,6 +41,14 @@ class Feature(enum.Enum):
         "step conditions (input patterns, when_unmet, when_exhausted)",
         PgflowRelease(0, 14, 0),
     )
+    COMPILE_PATH = (
+        "pgflow.ensure_flow_compiled, the compile path of pgflow's workers",
+        PgflowRelease(0, 10, 0),
+    )
+    WORKER_START_MODE = (
+        "worker start modes (worker_functions.start_mode)",
+        PgflowRelease(0, 15, 0),
+    )
     QUEUE_MODE = ("per-step queues (queue_mode, queue_name)", PgflowRelease(0, 17, 0))
 
     def __init__(self, description: str, since: PgflowRelease) -> None:

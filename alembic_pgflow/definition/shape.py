@@ -33,6 +33,7 @@ CREATE_FLOW_DEFAULTS: Mapping[str, int] = MappingProxyType(
 )
 DEFAULT_WHEN_UNMET = "skip"
 DEFAULT_WHEN_EXHAUSTED = "fail"
+DEFAULT_QUEUE_MODE = "flow"
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,23 @@ class StepStructure:
 
 @dataclass(frozen=True)
 class FlowStructure:
-    """The steps of a flow in ``step_index`` order."""
+    """The steps of a flow in ``step_index`` order, and (pgflow 0.17+) how its tasks are queued."""
 
     steps: tuple[StepStructure, ...]
+    queue_mode: str = DEFAULT_QUEUE_MODE
+    """``flow`` (one queue for the flow, every release) or ``step`` (a queue per step, 0.17+,
+    created only by pgflow's own ``ensure_flow_compiled``)."""
 
     def canonical(self) -> dict[str, Any]:
-        """Plain data for the checksum."""
-        return {"shape_version": SHAPE_VERSION, "steps": [step.canonical() for step in self.steps]}
+        """Plain data for the checksum (the queue mode only where it is not the default, so
+        checksums of flow-mode flows are the same on every release)."""
+        data: dict[str, Any] = {
+            "shape_version": SHAPE_VERSION,
+            "steps": [step.canonical() for step in self.steps],
+        }
+        if self.queue_mode != DEFAULT_QUEUE_MODE:
+            data["queue_mode"] = self.queue_mode
+        return data
 
     @property
     def checksum(self) -> str:

@@ -25,31 +25,25 @@ from alembic_pgflow.comparison.status import (
     structure_change_report,
 )
 from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
-from alembic_pgflow.definition.compiler import add_step_sql, check_features, create_flow_sql
+from alembic_pgflow.definition.compiler import add_step_sql, create_flow_sql
 from alembic_pgflow.definition.discovery import discover_flows
-from alembic_pgflow.definition.releases import OLDEST_SUPPORTED, Feature
 from alembic_pgflow.errors import (
     FlowMigrationError,
     FlowStructureChangedError,
     PgflowCommandError,
     PgflowSchemaMissingError,
-    UnsupportedFeatureError,
+    StoredFlowError,
 )
 from alembic_pgflow.migration.operations import CreateFlowOp, PgflowOps, UpdateFlowOptionsOp
 from alembic_pgflow.migration.revision_sql import (
+    LOCKS_PER_FLOW,
     creation_block_sql,
     creation_guard_sql,
-    guard_function_sql,
+    creation_statements_sql,
 )
 from alembic_pgflow.migration.settings import PgflowSettings, RevisionStyle, read_settings
 
 log = logging.getLogger("alembic.alembic_pgflow")
-
-LOCKS_PER_NEW_FLOW = 25
-"""Lock-table entries one new flow of 10 steps holds until commit with real pgflow 0.14.1 and
-pgmq 1.5.1: 25 measured on PostgreSQL 18.6, 21 on 15.18, most of them for the queue's table,
-indexes and sequence. On the default settings one transaction failed with "out of shared
-memory" at 991 new flows (PostgreSQL 18.6) and 1166 (15.18)."""
 
 OBJECT_TYPE = "pgflow_flow"
 """The ``type_`` that ``include_name`` and ``include_object`` hooks receive for flows."""
@@ -69,6 +63,31 @@ def compare_flows(
     operations = plan_operations(autogen_context, settings)
     if operations.ops:
         upgrade_ops.ops.append(operations)
+        _stamp_revision_ids(migration_context.opts)
+
+
+def _stamp_revision_ids(opts: dict[str, Any]) -> None:
+    """Have every ``PgflowOps`` learn the id of the revision it lands in.
+
+    Alembic settles revision ids after comparison (a ``process_revision_directives`` hook may
+    still change them or split the operations into several scripts), so this chains a step
+    after the project's own hook that walks the final scripts.
+    """
+    hook = opts.get("process_revision_directives")
+    if getattr(hook, "_alembic_pgflow", False):
+        return
+
+    def stamp(context: Any, revision: Any, directives: list[Any]) -> None:
+        if hook is not None:
+            hook(context, revision, directives)
+        for script in directives:
+            for side in (*script.upgrade_ops_list, *script.downgrade_ops_list):
+                for operation in side.ops:
+                    if isinstance(operation, PgflowOps):
+                        operation.revision = script.rev_id
+
+    stamp._alembic_pgflow = True  # type: ignore[attr-defined]
+    opts["process_revision_directives"] = stamp
 
 
 def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -> PgflowOps:
@@ -79,11 +98,12 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
     except PgflowSchemaMissingError as error:
         raise FlowMigrationError(str(error)) from error
     comparisons = [c for c in compare(code, catalog) if _included(autogen_context, c)]
-    for comparison in comparisons:
-        for problem in () if comparison.stored is None else comparison.stored.problems:
-            log.warning(
-                "pgflow flow %r in the database is inconsistent: %s", comparison.slug, problem
-            )
+    corrupt = [c for c in comparisons if c.status is FlowStatus.CORRUPT]
+    if corrupt:
+        raise StoredFlowError(_corrupt_report(corrupt))
+    unsupported = [c for c in comparisons if c.status is FlowStatus.UNSUPPORTED]
+    if unsupported:
+        raise FlowMigrationError("\n".join(p for c in unsupported for p in c.problems))
 
     changed = [c for c in comparisons if c.status is FlowStatus.STRUCTURE_CHANGED]
     if changed:
@@ -110,7 +130,7 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
             "pgflow_max_new_flows_per_revision.",
             len(new),
             limit,
-            LOCKS_PER_NEW_FLOW,
+            LOCKS_PER_FLOW,
             catalog.lock_table_size,
         )
         postponed = {c.slug for c in new[limit:]}
@@ -124,15 +144,38 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
             operations.append(
                 _create(comparison, catalog, taken, stored_folded, settings.revision_style)
             )
+            log.info("Detected new pgflow flow %r", comparison.slug)
         elif comparison.status is FlowStatus.OPTIONS_CHANGED:
             operations.append(UpdateFlowOptionsOp(comparison.slug, comparison.option_changes))
+            log.info(
+                "Detected option change of pgflow flow %r: %s",
+                comparison.slug,
+                "; ".join(map(str, comparison.option_changes)),
+            )
         elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
             log.info(
                 "pgflow flow %r is in the database but in no configured module; it is left as "
                 "it is (autogenerate never drops flows)",
                 comparison.slug,
             )
-    return PgflowOps(operations, guard_function_sql(catalog.features))
+    return PgflowOps(operations)
+
+
+def _corrupt_report(corrupt: list[FlowComparison]) -> str:
+    lines = [
+        f"pgflow flow {c.slug!r} in the database is corrupt: {problem}"
+        for c in corrupt
+        for problem in c.problems
+    ]
+    return "\n".join(
+        [
+            *lines,
+            "pgflow would run it wrongly (a step whose deps_count disagrees with its "
+            "dependencies never starts). Repair the rows by hand, or delete the flow (pgflow."
+            "delete_flow_and_data in development) and migrate it again. No revision was "
+            "generated.",
+        ]
+    )
 
 
 def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | None:
@@ -142,7 +185,7 @@ def new_flow_limit(settings: PgflowSettings, catalog: PgflowCatalog) -> int | No
     if not catalog.has_pgmq:
         return None  # without queues a new flow takes no lock-table entries of its own
     # Leave half of the lock table to the rest of the server.
-    return max(1, catalog.lock_table_size // (2 * LOCKS_PER_NEW_FLOW))
+    return max(1, catalog.lock_table_size // (2 * LOCKS_PER_FLOW))
 
 
 def _create(
@@ -163,30 +206,23 @@ def _create(
             f"{stored!r} in the database; pgflow 0.17 treats them as one flow and older "
             "releases give them one queue. Choose another slug."
         )
-    if Feature.MAP_STEPS not in catalog.features:
+    queue = catalog.foreign_queue(flow.slug)
+    if queue is not None:
         raise FlowMigrationError(
-            f"the database's pgflow is older than {OLDEST_SUPPORTED}, which alembic-pgflow "
-            "needs; upgrade pgflow first"
+            f"pgflow flow {flow.slug!r} ({found.location}) cannot be created: the pgmq queue "
+            f"{queue!r} already exists and no pgflow flow owns it, so the flow would take over "
+            "its messages and removing the flow would drop it. Choose another slug, or drop "
+            "that queue if nothing uses it."
         )
-    try:
-        check_features(flow, catalog.features, "the connected database's pgflow schema")
-    except UnsupportedFeatureError as error:
-        raise FlowMigrationError(
-            f"{error} ({found.location}); upgrade pgflow in the database first, or remove "
-            "the feature from the flow"
-        ) from error
-    guard = creation_guard_sql(
-        flow.slug,
-        shape.structure,
-        catalog.features,
-        next_free_slug(flow.slug, taken),
-    )
+    guard = creation_guard_sql(flow.slug, shape.structure, next_free_slug(flow.slug, taken))
     compiled = (create_flow_sql(flow), *(add_step_sql(flow.slug, s) for s in flow.steps))
     return CreateFlowOp(
         slug=flow.slug,
         structure_checksum=shape.structure_checksum,
         statements=(
-            (creation_block_sql([guard, *compiled]),) if style == "block" else (guard, *compiled)
+            (creation_block_sql(guard, compiled),)
+            if style == "block"
+            else creation_statements_sql(guard, compiled)
         ),
     )
 

@@ -13,31 +13,33 @@ from alembic_pgflow.migration.revision_sql import options_update_statements, rem
 
 
 class PgflowOps(MigrateOperation):
-    """The flow operations of one revision, in order, and the temporary functions they call.
+    """The flow operations of one revision side, in order, and what they need first.
 
-    New flows call a guard (created from ``guard_function``) before ``create_flow``; removed
-    flows call a remover. Each side of the revision creates the function it needs; both live
-    in ``pg_temp`` and disappear with the session. ``alembic check`` lists the operations
-    inside.
+    New flows call a guard before ``create_flow``; removed flows call a remover. Each side of
+    the revision creates the function it needs (both live in ``pg_temp`` and disappear with
+    the session), after a prologue that serializes flow migrations and checks the lock budget.
+    Both functions record or release the revision's claims on flows, so they carry the
+    revision id, which Alembic settles only after comparison (:attr:`revision`).
+    ``alembic check`` lists the operations inside.
     """
 
-    def __init__(self, ops: list[MigrateOperation], guard_function: str) -> None:
+    def __init__(self, ops: list[MigrateOperation], revision: str | None = None) -> None:
         self.ops = ops
-        self.guard_function = guard_function
+        self.revision = revision
 
     @property
-    def creates_flows(self) -> bool:
-        """Whether any operation calls the guard."""
-        return any(isinstance(op, CreateFlowOp) for op in self.ops)
+    def created(self) -> list[CreateFlowOp]:
+        """The operations that create flows."""
+        return [op for op in self.ops if isinstance(op, CreateFlowOp)]
 
     @property
-    def removes_flows(self) -> bool:
-        """Whether any operation calls the remover."""
-        return any(isinstance(op, DropFlowOp) for op in self.ops)
+    def removed(self) -> list[DropFlowOp]:
+        """The operations that remove flows."""
+        return [op for op in self.ops if isinstance(op, DropFlowOp)]
 
     def reverse(self) -> PgflowOps:
         """Each operation reversed, in reverse order."""
-        return PgflowOps([op.reverse() for op in reversed(self.ops)], self.guard_function)
+        return PgflowOps([op.reverse() for op in reversed(self.ops)], self.revision)
 
 
 class CreateFlowOp(MigrateOperation):

@@ -7,13 +7,18 @@ import re
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
+from alembic_pgflow.errors import PgflowCommandError
 from alembic_pgflow.migration.operations import (
     CreateFlowOp,
     DropFlowOp,
     PgflowOps,
     UpdateFlowOptionsOp,
 )
-from alembic_pgflow.migration.revision_sql import remover_function_sql
+from alembic_pgflow.migration.revision_sql import (
+    guard_function_sql,
+    prologue_sql,
+    remover_function_sql,
+)
 
 # SQLAlchemy's text() reads ":name" as a bind parameter and turns "\:" into ":". These are the
 # two patterns it applies (sqlalchemy.sql.compiler.BIND_PARAMS and BIND_PARAMS_ESC).
@@ -49,17 +54,32 @@ _TEMPORARY = "(a temporary function, gone after the session)"
 
 @renderers.dispatch_for(PgflowOps)
 def render_pgflow_ops(autogen_context: AutogenContext, op: PgflowOps) -> list[str]:
-    """The temporary functions this side of the revision calls, then each operation."""
+    """The prologue and the temporary functions this side of the revision calls, then each
+    operation."""
+    created, removed = op.created, op.removed
     lines = []
-    if op.creates_flows:
+    if created or removed:
+        if op.revision is None:
+            raise PgflowCommandError(
+                "pgflow operations cannot be rendered without the revision id they record; "
+                "render them through alembic revision --autogenerate"
+            )
+        lines += [
+            "# pgflow: serialize flow migrations, check the lock budget"
+            + (", keep the claims table" if created else ""),
+            execute_line(prologue_sql(len(created) or len(removed), creates=bool(created))),
+        ]
+    if created:
+        assert op.revision is not None
         lines += [
             f"# pgflow: the guard each new flow calls first {_TEMPORARY}",
-            execute_line(op.guard_function),
+            execute_line(guard_function_sql(op.revision)),
         ]
-    if op.removes_flows:
+    if removed:
+        assert op.revision is not None
         lines += [
             f"# pgflow: the remover each removed flow calls {_TEMPORARY}",
-            execute_line(remover_function_sql()),
+            execute_line(remover_function_sql(op.revision)),
         ]
     for operation in op.ops:
         lines += renderers.dispatch(operation)(autogen_context, operation)
@@ -79,7 +99,8 @@ def render_create_flow(autogen_context: AutogenContext, op: CreateFlowOp) -> lis
 def render_drop_flow(autogen_context: AutogenContext, op: DropFlowOp) -> list[str]:
     """A comment and the remover's call."""
     return [
-        f"# pgflow flow {op.slug!r}: remove its definition (refused while it has runs)",
+        f"# pgflow flow {op.slug!r}: remove it if no other revision claims it "
+        "(refused while it has runs or queued messages)",
         execute_line(op.statement),
     ]
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from alembic_pgflow.comparison.differences import OptionChange
 from alembic_pgflow.definition.input_patterns import canonical_json
-from alembic_pgflow.definition.releases import Feature
 from alembic_pgflow.definition.shape import (
     DEFAULT_WHEN_EXHAUSTED,
     DEFAULT_WHEN_UNMET,
@@ -35,28 +34,27 @@ _OPTION_COLUMNS = {
 }
 
 
-def expected_structure_json(structure: FlowStructure, features: frozenset[Feature]) -> str:
+def expected_structure_json(structure: FlowStructure) -> str:
     """The structure the guard must find, one step a line, each with only what differs from
     pgflow's defaults (a single step, no dependencies, ``skip``/``fail``, no patterns)."""
-    steps = ",\n".join("  " + _step_json(step, features) for step in structure.steps)
+    steps = ",\n".join("  " + _step_json(step) for step in structure.steps)
     return f"[\n{steps}\n]" if steps else "[]"
 
 
-def _step_json(step: StepStructure, features: frozenset[Feature]) -> str:
+def _step_json(step: StepStructure) -> str:
     fields: dict[str, Any] = {"slug": step.slug}
     if step.step_type != "single":
         fields["step_type"] = step.step_type
     if step.dependencies:
         fields["dependencies"] = sorted(step.dependencies)
-    if Feature.STEP_CONDITIONS in features:
-        if step.when_unmet != DEFAULT_WHEN_UNMET:
-            fields["when_unmet"] = step.when_unmet
-        if step.when_exhausted != DEFAULT_WHEN_EXHAUSTED:
-            fields["when_exhausted"] = step.when_exhausted
-        for name in ("required_input_pattern", "forbidden_input_pattern"):
-            pattern = getattr(step, name)
-            if pattern is not None:
-                fields[name] = json.loads(pattern, parse_float=Decimal)
+    if step.when_unmet != DEFAULT_WHEN_UNMET:
+        fields["when_unmet"] = step.when_unmet
+    if step.when_exhausted != DEFAULT_WHEN_EXHAUSTED:
+        fields["when_exhausted"] = step.when_exhausted
+    for name in ("required_input_pattern", "forbidden_input_pattern"):
+        pattern = getattr(step, name)
+        if pattern is not None:
+            fields[name] = json.loads(pattern, parse_float=Decimal, parse_int=Decimal)
     # Spaced, so that no ":" is followed by a word (SQLAlchemy's text() would see a bind).
     items = (
         f"{json.dumps(key)}: {canonical_json(value, spaced=True)}" for key, value in fields.items()
@@ -67,103 +65,263 @@ def _step_json(step: StepStructure, features: frozenset[Feature]) -> str:
 GUARD_FUNCTION = "pg_temp.alembic_pgflow_guard"
 """A temporary function: created by the revision, gone when its session ends."""
 
+REMOVER_FUNCTION = "pg_temp.alembic_pgflow_remove"
+"""A temporary function: created by the downgrade that removes flows, gone with its session."""
 
-def guard_function_sql(features: frozenset[Feature]) -> str:
-    """Create the guard that each new flow of a revision calls before ``create_flow``.
+CLAIMS_TABLE = "alembic_pgflow.flow_claims"
+"""Which revisions created or found each flow: what a downgrade may remove."""
 
-    The guard serializes flow migrations until the transaction ends, lets the statements after
-    it run when the slug is new or already holds the expected structure (they change nothing
-    then), and fails when the slug holds another structure. It reads only the step columns
-    the database's pgflow has.
+LOCKS_PER_FLOW = 25
+"""Lock-table entries one new or removed flow holds until commit with real pgflow and pgmq
+(measured: 25 for a 10-step flow on PostgreSQL 18.6, 21 on 15.18; mostly the queue's table,
+indexes and sequence)."""
+
+LOCK_CAPACITY_FACTOR = 2
+"""Revisions refuse to run once one transaction would hold more than this many times the
+server's nominal lock table. PostgreSQL lends the table spare shared memory, so one
+transaction failed with "out of shared memory" only at about 3.9 times (991 new flows, 24,775
+entries, against 6,400 on default settings); twice leaves a margin for every other session."""
+
+# The keys pgflow's own compile path takes: pg_advisory_xact_lock(1, hashtext(flow_slug)) in
+# 0.10-0.16, and (1, hashtext(lower(flow_slug))) from 0.17 (also in create_flow, add_step and
+# delete_flow_and_data there). Taking both serializes with a worker of any release.
+_PGFLOW_LOCKS = """\
+  PERFORM pg_advisory_xact_lock(1, hashtext(p_slug));
+  PERFORM pg_advisory_xact_lock(1, hashtext(lower(p_slug)));"""
+
+
+def prologue_sql(flows: int, *, creates: bool) -> str:
+    """The first statement of each side of a revision that creates or removes flows.
+
+    It stops with a clear error where pgflow is not installed, serializes flow migrations (one
+    advisory lock for all of them), refuses to go on when this transaction would run the
+    server out of lock-table entries (naming the fix), and, on the side that creates flows,
+    creates the claims table where it is missing.
     """
-    parts = [
-        "jsonb_build_object('slug', s.step_slug)",
-        _unless("s.step_type = 'single'", "step_type", "s.step_type"),
-        """coalesce((
-        SELECT jsonb_build_object(
-          'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
-        FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-        HAVING count(*) > 0
-      ), '{}')""",
-    ]
-    if Feature.STEP_CONDITIONS in features:
-        parts += [
-            _unless(f"s.when_unmet = '{DEFAULT_WHEN_UNMET}'", "when_unmet", "s.when_unmet"),
-            _unless(
-                f"s.when_exhausted = '{DEFAULT_WHEN_EXHAUSTED}'",
-                "when_exhausted",
-                "s.when_exhausted",
-            ),
-            *(
-                _unless(f"s.{name} IS NULL", name, f"s.{name}")
-                for name in ("required_input_pattern", "forbidden_input_pattern")
-            ),
-        ]
-    step_object = "\n      || ".join(parts)
+    claims = (
+        f"""
+  CREATE SCHEMA IF NOT EXISTS alembic_pgflow;
+  CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (
+    flow_slug text NOT NULL,
+    revision text NOT NULL,
+    created boolean NOT NULL,
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow_slug, revision)
+  );
+  COMMENT ON TABLE {CLAIMS_TABLE} IS 'Alembic revisions that created (created) or found '
+    'each pgflow flow; a downgrade removes a flow only when no other revision claims it and '
+    'one of them created it. Written by alembic-pgflow revisions.';"""
+        if creates
+        else ""
+    )
+    return do_block(
+        f"""\
+DECLARE
+  held bigint;
+  capacity bigint;
+  needed bigint := {flows * LOCKS_PER_FLOW};
+BEGIN
+  IF to_regclass('pgflow.flows') IS NULL THEN
+    RAISE EXCEPTION USING
+      MESSAGE = 'pgflow is not installed in database ' || quote_ident(current_database())
+        || ', and this revision {"creates" if creates else "removes"} pgflow flows',
+      HINT = 'Install pgflow in this database first (its own migrations; for development, '
+        || 'alembic-pgflow dev install-pgflow), then run the migration again.';
+  END IF;
+  PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_KEY});{claims}
+  IF to_regnamespace('pgmq') IS NOT NULL THEN
+    SELECT count(*) INTO held FROM pg_catalog.pg_locks l WHERE l.pid = pg_backend_pid();
+    capacity := {LOCK_CAPACITY_FACTOR} * current_setting('max_locks_per_transaction')::bigint
+      * (current_setting('max_connections')::bigint
+         + current_setting('max_prepared_transactions')::bigint);
+    IF held + needed > capacity THEN
+      RAISE EXCEPTION USING
+        MESSAGE = 'alembic-pgflow: this transaction already holds ' || held || ' locks and '
+          || 'its next revision needs about ' || needed || ' more for {flows} pgflow flow(s), '
+          || 'past the ' || capacity || ' this server can hold safely; PostgreSQL would fail '
+          || 'with "out of shared memory"',
+        HINT = 'Run each revision in its own transaction: transaction_per_migration=True in '
+          || 'context.configure(...) of env.py; or raise max_locks_per_transaction.';
+    END IF;
+  END IF;
+END"""
+    )
+
+
+# The stored structure in the same form as expected_structure_json, from any release: each
+# step row is read through to_jsonb, so a column an older pgflow lacks reads as its default
+# instead of failing (a revision written against one release may run on another).
+_STORED_STEPS = """\
+coalesce(jsonb_agg(
+        jsonb_build_object('slug', s.step_slug)
+        || CASE WHEN coalesce(r->>'step_type', 'single') = 'single' THEN '{}'
+           ELSE jsonb_build_object('step_type', r->'step_type') END
+        || coalesce((
+          SELECT jsonb_build_object(
+            'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
+          FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
+          HAVING count(*) > 0
+        ), '{}')
+        || CASE WHEN coalesce(r->>'when_unmet', 'skip') = 'skip' THEN '{}'
+           ELSE jsonb_build_object('when_unmet', r->'when_unmet') END
+        || CASE WHEN coalesce(r->>'when_exhausted', 'fail') = 'fail' THEN '{}'
+           ELSE jsonb_build_object('when_exhausted', r->'when_exhausted') END
+        || CASE WHEN jsonb_typeof(r->'required_input_pattern') IS DISTINCT FROM 'object'
+           THEN '{}'
+           ELSE jsonb_build_object('required_input_pattern', r->'required_input_pattern') END
+        || CASE WHEN jsonb_typeof(r->'forbidden_input_pattern') IS DISTINCT FROM 'object'
+           THEN '{}'
+           ELSE jsonb_build_object('forbidden_input_pattern', r->'forbidden_input_pattern') END
+      ORDER BY s.step_index), '[]'::jsonb)"""
+
+
+def guard_function_sql(revision: str) -> str:
+    """Create the guard that each new flow of a revision calls first.
+
+    It takes pgflow's own compile-path locks for the slug, refuses a slug that differs only in
+    case from a stored flow and a pgmq queue of that name that no flow owns, and records the
+    revision's claim on the flow. It returns true when the flow must be created, false when
+    the slug already holds the expected structure (the creating statements change nothing
+    then), and fails when it holds another structure, or (pgflow 0.17) is in step mode. It
+    runs on every release: what a release lacks reads as pgflow's default.
+    """
     return f"""\
 CREATE OR REPLACE FUNCTION {GUARD_FUNCTION}(p_slug text, p_expected jsonb, p_new_slug text)
-RETURNS void LANGUAGE plpgsql AS $pgflow$
+RETURNS boolean LANGUAGE plpgsql AS $pgflow$
 DECLARE
+  c_revision CONSTANT text := {quote_text(revision)};
   stored jsonb;
+  other text;
 BEGIN
-  PERFORM pg_advisory_xact_lock({ADVISORY_LOCK_KEY});
-  IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
-    RETURN;
-  END IF;
-  SELECT coalesce(jsonb_agg(
-      {step_object}
-    ORDER BY s.step_index), '[]'::jsonb)
-  INTO stored
-  FROM pgflow.steps s WHERE s.flow_slug = p_slug;
-  IF stored IS DISTINCT FROM p_expected THEN
+{_PGFLOW_LOCKS}
+  SELECT f.flow_slug INTO other FROM pgflow.flows f
+  WHERE lower(f.flow_slug) = lower(p_slug) AND f.flow_slug <> p_slug
+  LIMIT 1;
+  IF other IS NOT NULL THEN
     RAISE EXCEPTION USING
-      MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' already exists with another '
-        || 'structure; this migration cannot create it, and create_flow/add_step would '
-        || 'corrupt it',
-      DETAIL = 'in the database ' || stored::text || ', in this migration ' || p_expected::text,
-      HINT = 'Give the flow in code a new slug (for example ' || p_new_slug
-        || ') and generate the migration again.';
+      MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' cannot be created: flow '
+        || quote_literal(other) || ' differs from it only in case, and pgflow gives both one '
+        || 'pgmq queue (0.17 treats them as one flow)',
+      HINT = 'Give the flow in code another slug and generate the migration again.';
   END IF;
+  IF EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
+    SELECT {_STORED_STEPS}
+    INTO stored
+    FROM pgflow.steps s CROSS JOIN LATERAL to_jsonb(s) AS r
+    WHERE s.flow_slug = p_slug;
+    IF EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug
+               AND coalesce(to_jsonb(f)->>'queue_mode', 'flow') <> 'flow') THEN
+      stored := jsonb_build_array(jsonb_build_object('queue_mode', 'step')) || stored;
+    END IF;
+    IF stored IS DISTINCT FROM p_expected THEN
+      RAISE EXCEPTION USING
+        MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' already exists with another '
+          || 'structure; this migration cannot create it, and create_flow/add_step would '
+          || 'corrupt it',
+        DETAIL = 'in the database ' || stored::text || ', in this migration ' || p_expected::text,
+        HINT = 'Give the flow in code a new slug (for example ' || p_new_slug
+          || ') and generate the migration again.';
+    END IF;
+    INSERT INTO {CLAIMS_TABLE} (flow_slug, revision, created)
+    VALUES (p_slug, c_revision, false)
+    ON CONFLICT (flow_slug, revision) DO NOTHING;
+    RETURN false;
+  END IF;
+  IF to_regclass('pgmq.q_' || lower(p_slug)) IS NOT NULL THEN
+    RAISE EXCEPTION USING
+      MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' cannot be created: the pgmq queue '
+        || quote_literal(lower(p_slug)) || ' already exists and no pgflow flow owns it; the '
+        || 'flow would take over its messages, and removing the flow would drop it',
+      HINT = 'Give the flow in code another slug, or drop that queue if nothing uses it.';
+  END IF;
+  INSERT INTO {CLAIMS_TABLE} (flow_slug, revision, created)
+  VALUES (p_slug, c_revision, true)
+  ON CONFLICT (flow_slug, revision) DO UPDATE SET created = true;
+  RETURN true;
 END
 $pgflow$"""
 
 
-def _unless(is_default: str, key: str, value: str) -> str:
-    return f"CASE WHEN {is_default} THEN '{{}}' ELSE jsonb_build_object('{key}', {value}) END"
+def creation_guard_sql(slug: str, structure: FlowStructure, suggested_slug: str) -> str:
+    """The guard's call for one new flow (an expression), with the structure it must find if
+    the slug exists."""
+    expected = quote_text(expected_structure_json(structure))
+    return f"{GUARD_FUNCTION}({quote_text(slug)}, {expected}, {quote_text(suggested_slug)})"
 
 
-def creation_guard_sql(
-    slug: str, structure: FlowStructure, features: frozenset[Feature], suggested_slug: str
-) -> str:
-    """The guard's call for one new flow, with the structure it must find if the slug exists."""
-    expected = quote_text(expected_structure_json(structure, features))
-    return f"SELECT {GUARD_FUNCTION}({quote_text(slug)}, {expected}, {quote_text(suggested_slug)})"
+def creation_statements_sql(guard_call: str, statements: Sequence[str]) -> tuple[str, ...]:
+    """The guard's call, then the compiler's statements, each on its own."""
+    return (f"SELECT {guard_call}", *statements)
 
 
-def creation_block_sql(statements: Sequence[str]) -> str:
-    """The same statements as one ``DO`` block of ``PERFORM``s: one round trip per flow."""
+def creation_block_sql(guard_call: str, statements: Sequence[str]) -> str:
+    """One ``DO`` block: the compiler's statements as ``PERFORM``s, run only when the guard
+    says the flow is new (one round trip per flow)."""
     calls = "".join(
-        f"  PERFORM {statement.rstrip().removesuffix(';').removeprefix('SELECT ')};\n"
+        f"    PERFORM {statement.rstrip().removesuffix(';').removeprefix('SELECT ')};\n"
         for statement in statements
     )
-    return do_block(f"BEGIN\n{calls}END")
+    return do_block(f"BEGIN\n  IF {guard_call} THEN\n{calls}  END IF;\nEND")
 
 
-REMOVER_FUNCTION = "pg_temp.alembic_pgflow_remove"
-"""A temporary function: created by the downgrade that removes flows, gone when its session ends."""
-
-
-def remover_function_sql() -> str:
+def remover_function_sql(revision: str) -> str:
     """Create the function that each flow a downgrade removes calls.
 
-    It refuses a flow that has runs, then deletes the flow's deps, steps and row, and its pgmq
-    queue where pgmq exists. Tables and schemas that may be missing are looked up before any
-    statement that reads them is planned.
+    It releases this revision's claim on the flow and removes the flow only when no other
+    applied revision claims it and one of them created it: a flow that existed before, or that
+    another branch's revision also created, stays. It refuses a flow with runs or with messages
+    in its queues and keeps a queue that a flow differing only in case shares. On pgflow 0.17+
+    it calls pgflow's own ``delete_flow_and_data`` (every queue the flow routes to, per-step
+    ones included); before, it deletes the rows and drops the one queue itself, as that
+    function does there (which fails when the queue is gone). Tables and columns that may be
+    missing are looked up before any statement that reads them is planned.
     """
     return f"""\
 CREATE OR REPLACE FUNCTION {REMOVER_FUNCTION}(p_slug text)
 RETURNS void LANGUAGE plpgsql AS $pgflow$
+DECLARE
+  c_revision CONSTANT text := {quote_text(revision)};
+  was_created boolean;
+  holder text;
+  queue text;
+  queues text[];
+  has_messages boolean;
+  step_queues boolean;
 BEGIN
+{_PGFLOW_LOCKS}
+  IF to_regclass('{CLAIMS_TABLE}') IS NULL THEN
+    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+      || 'no revision recorded creating it';
+    RETURN;
+  END IF;
+  DELETE FROM {CLAIMS_TABLE} c WHERE c.flow_slug = p_slug AND c.revision = c_revision
+  RETURNING c.created INTO was_created;
+  IF NOT FOUND THEN
+    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+      || 'revision ' || c_revision || ' has no record of creating it';
+    RETURN;
+  END IF;
+  SELECT c.revision INTO holder FROM {CLAIMS_TABLE} c
+  WHERE c.flow_slug = p_slug
+  ORDER BY c.claimed_at, c.revision
+  LIMIT 1;
+  IF holder IS NOT NULL THEN
+    IF was_created THEN
+      UPDATE {CLAIMS_TABLE} c SET created = true
+      WHERE c.flow_slug = p_slug AND c.revision = holder;
+    END IF;
+    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+      || 'revision ' || holder || ' still creates it';
+    RETURN;
+  END IF;
+  IF NOT was_created THEN
+    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+      || 'it existed before revision ' || c_revision;
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
+    RETURN;
+  END IF;
   IF to_regclass('pgflow.runs') IS NOT NULL THEN
     IF EXISTS (SELECT FROM pgflow.runs r WHERE r.flow_slug = p_slug) THEN
       RAISE EXCEPTION USING
@@ -173,12 +331,49 @@ BEGIN
           || 'its runs deliberately first.';
     END IF;
   END IF;
-  DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
-  DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
-  DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
-  IF to_regnamespace('pgmq') IS NOT NULL THEN
-    IF EXISTS (SELECT FROM pgmq.list_queues() q WHERE q.queue_name = p_slug) THEN
-      PERFORM pgmq.drop_queue(p_slug);
+  queues := ARRAY[lower(p_slug)];
+  step_queues := EXISTS (SELECT FROM information_schema.columns c WHERE c.table_schema = 'pgflow'
+                         AND c.table_name = 'steps' AND c.column_name = 'queue_name');
+  IF step_queues THEN
+    EXECUTE 'SELECT coalesce(array_agg(DISTINCT lower(s.queue_name)), ''{{}}'') '
+      || 'FROM pgflow.steps s WHERE s.flow_slug = $1 AND s.queue_name IS NOT NULL'
+      INTO queues USING p_slug;
+    queues := array_append(queues, lower(p_slug));
+  END IF;
+  FOREACH queue IN ARRAY queues LOOP
+    IF to_regclass('pgmq.' || quote_ident('q_' || queue)) IS NOT NULL THEN
+      EXECUTE 'SELECT EXISTS (SELECT FROM pgmq.' || quote_ident('q_' || queue) || ')'
+        INTO has_messages;
+      IF has_messages THEN
+        RAISE EXCEPTION USING
+          MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' has messages in its pgmq '
+            || 'queue ' || quote_literal(queue) || ', so this downgrade is refused',
+          HINT = 'Let its workers finish, or archive the messages deliberately first.';
+      END IF;
+    END IF;
+  END LOOP;
+  IF EXISTS (SELECT FROM pgflow.flows f
+             WHERE lower(f.flow_slug) = lower(p_slug) AND f.flow_slug <> p_slug) THEN
+    -- Another flow differing only in case shares the queue: remove the rows, keep the queue.
+    DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
+    DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+    DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
+  ELSIF step_queues THEN
+    -- pgflow 0.17+: its own removal drops every queue the flow routes to, in any case.
+    PERFORM pgflow.delete_flow_and_data(p_slug);
+  ELSE
+    -- The rows, then the one queue (pgmq keeps the name as given, the table in lower case).
+    DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
+    DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+    DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
+    IF to_regclass('pgmq.meta') IS NOT NULL THEN
+      SELECT m.queue_name INTO queue FROM pgmq.meta m
+      WHERE lower(m.queue_name) = lower(p_slug)
+      ORDER BY m.queue_name = p_slug DESC
+      LIMIT 1;
+      IF queue IS NOT NULL THEN
+        PERFORM pgmq.drop_queue(queue);
+      END IF;
     END IF;
   END IF;
 END

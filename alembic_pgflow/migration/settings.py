@@ -37,9 +37,10 @@ class PgflowSettings:
     """Modules or packages (searched recursively) that define ``Flow`` objects."""
     options_changes: OptionsChanges = "update"
     """``"update"`` writes an UPDATE of the options; ``"error"`` refuses option changes."""
-    revision_style: RevisionStyle = "statements"
-    """``"statements"``: one ``op.execute`` per statement of the compiler; ``"block"``: one
-    ``DO`` block per new flow (the same calls as ``PERFORM``, one round trip per flow)."""
+    revision_style: RevisionStyle = "block"
+    """``"block"``: one ``DO`` block per new flow (the guard, then the compiler's calls as
+    ``PERFORM``s, one round trip per flow); ``"statements"``: one ``op.execute`` per statement
+    of the compiler."""
     max_new_flows_per_revision: int | None = None
     """At most this many new flows in one revision (``0``: no limit); ``None`` lets the plugin
     derive a limit from the server's lock table where pgmq queues are created."""
@@ -52,7 +53,7 @@ def read_settings(opts: Mapping[str, Any], config: Config | None) -> PgflowSetti
     if not modules:
         return None
     changes = _choice("pgflow_options_changes", opts, config, ("update", "error"))
-    style = _choice("pgflow_revision_style", opts, config, ("statements", "block"))
+    style = _choice("pgflow_revision_style", opts, config, ("block", "statements"))
     return PgflowSettings(
         modules=modules,
         options_changes=cast(OptionsChanges, changes),

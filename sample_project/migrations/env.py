@@ -23,6 +23,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -32,7 +33,13 @@ def run_migrations_online() -> None:
     """Run the migrations on DATABASE_URL, sqlalchemy.url or the embedded PostgreSQL."""
     engine = create_engine(database_url(config), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        # One transaction per revision: flows' pgmq queues take many locks, and a fresh
+        # database upgraded through every revision at once could run out of lock-table entries.
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            transaction_per_migration=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
 

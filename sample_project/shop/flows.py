@@ -17,16 +17,11 @@ analyze_website = (
     .step("save_to_db", depends_on=["summary", "sentiment"])
 )
 
-# A map step over the fetched reviews, and a publishing step that runs only when asked to.
+# A map step over the fetched reviews, and a publishing step that starts 10 s after them.
+# (Everything here works on every pgflow release from 0.7; step conditions need 0.14.)
 score_reviews = (
     Flow("score_reviews", timeout=30)
     .step("fetch_reviews")
     .map("score_review", array="fetch_reviews", max_attempts=2)
-    .step(
-        "publish_scores",
-        depends_on=["score_review"],
-        required_input_pattern={"publish": True},
-        when_unmet="skip",
-        start_delay=10,
-    )
+    .step("publish_scores", depends_on=["score_review"], start_delay=10)
 )

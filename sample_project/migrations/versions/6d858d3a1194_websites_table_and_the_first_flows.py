@@ -30,75 +30,242 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('url')
     )
-    # pgflow: the guard each new flow calls first (a temporary function, gone after the session)
-    op.execute("""CREATE OR REPLACE FUNCTION pg_temp.alembic_pgflow_guard(p_slug text, p_expected jsonb, p_new_slug text)
-    RETURNS void LANGUAGE plpgsql AS $pgflow$
+    # pgflow: serialize flow migrations, check the lock budget, keep the claims table
+    op.execute("""DO $pgflow$
     DECLARE
-      stored jsonb;
+      held bigint;
+      capacity bigint;
+      needed bigint := 50;
     BEGIN
-      PERFORM pg_advisory_xact_lock(123589402324855);
-      IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
-        RETURN;
-      END IF;
-      SELECT coalesce(jsonb_agg(
-          jsonb_build_object('slug', s.step_slug)
-          || CASE WHEN s.step_type = 'single' THEN '{}' ELSE jsonb_build_object('step_type', s.step_type) END
-          || coalesce((
-            SELECT jsonb_build_object(
-              'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
-            FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
-            HAVING count(*) > 0
-          ), '{}')
-          || CASE WHEN s.when_unmet = 'skip' THEN '{}' ELSE jsonb_build_object('when_unmet', s.when_unmet) END
-          || CASE WHEN s.when_exhausted = 'fail' THEN '{}' ELSE jsonb_build_object('when_exhausted', s.when_exhausted) END
-          || CASE WHEN s.required_input_pattern IS NULL THEN '{}' ELSE jsonb_build_object('required_input_pattern', s.required_input_pattern) END
-          || CASE WHEN s.forbidden_input_pattern IS NULL THEN '{}' ELSE jsonb_build_object('forbidden_input_pattern', s.forbidden_input_pattern) END
-        ORDER BY s.step_index), '[]'::jsonb)
-      INTO stored
-      FROM pgflow.steps s WHERE s.flow_slug = p_slug;
-      IF stored IS DISTINCT FROM p_expected THEN
+      IF to_regclass('pgflow.flows') IS NULL THEN
         RAISE EXCEPTION USING
-          MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' already exists with another '
-            || 'structure; this migration cannot create it, and create_flow/add_step would '
-            || 'corrupt it',
-          DETAIL = 'in the database ' || stored::text || ', in this migration ' || p_expected::text,
-          HINT = 'Give the flow in code a new slug (for example ' || p_new_slug
-            || ') and generate the migration again.';
+          MESSAGE = 'pgflow is not installed in database ' || quote_ident(current_database())
+            || ', and this revision creates pgflow flows',
+          HINT = 'Install pgflow in this database first (its own migrations; for development, '
+            || 'alembic-pgflow dev install-pgflow), then run the migration again.';
+      END IF;
+      PERFORM pg_advisory_xact_lock(123589402324855);
+      CREATE SCHEMA IF NOT EXISTS alembic_pgflow;
+      CREATE TABLE IF NOT EXISTS alembic_pgflow.flow_claims (
+        flow_slug text NOT NULL,
+        revision text NOT NULL,
+        created boolean NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (flow_slug, revision)
+      );
+      COMMENT ON TABLE alembic_pgflow.flow_claims IS 'Alembic revisions that created (created) or found '
+        'each pgflow flow; a downgrade removes a flow only when no other revision claims it and '
+        'one of them created it. Written by alembic-pgflow revisions.';
+      IF to_regnamespace('pgmq') IS NOT NULL THEN
+        SELECT count(*) INTO held FROM pg_catalog.pg_locks l WHERE l.pid = pg_backend_pid();
+        capacity := 2 * current_setting('max_locks_per_transaction')::bigint
+          * (current_setting('max_connections')::bigint
+             + current_setting('max_prepared_transactions')::bigint);
+        IF held + needed > capacity THEN
+          RAISE EXCEPTION USING
+            MESSAGE = 'alembic-pgflow: this transaction already holds ' || held || ' locks and '
+              || 'its next revision needs about ' || needed || ' more for 2 pgflow flow(s), '
+              || 'past the ' || capacity || ' this server can hold safely; PostgreSQL would fail '
+              || 'with "out of shared memory"',
+            HINT = 'Run each revision in its own transaction: transaction_per_migration=True in '
+              || 'context.configure(...) of env.py; or raise max_locks_per_transaction.';
+        END IF;
       END IF;
     END
     $pgflow$""")
+    # pgflow: the guard each new flow calls first (a temporary function, gone after the session)
+    op.execute("""CREATE OR REPLACE FUNCTION pg_temp.alembic_pgflow_guard(p_slug text, p_expected jsonb, p_new_slug text)
+    RETURNS boolean LANGUAGE plpgsql AS $pgflow$
+    DECLARE
+      c_revision CONSTANT text := '6d858d3a1194';
+      stored jsonb;
+      other text;
+    BEGIN
+      PERFORM pg_advisory_xact_lock(1, hashtext(p_slug));
+      PERFORM pg_advisory_xact_lock(1, hashtext(lower(p_slug)));
+      SELECT f.flow_slug INTO other FROM pgflow.flows f
+      WHERE lower(f.flow_slug) = lower(p_slug) AND f.flow_slug <> p_slug
+      LIMIT 1;
+      IF other IS NOT NULL THEN
+        RAISE EXCEPTION USING
+          MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' cannot be created: flow '
+            || quote_literal(other) || ' differs from it only in case, and pgflow gives both one '
+            || 'pgmq queue (0.17 treats them as one flow)',
+          HINT = 'Give the flow in code another slug and generate the migration again.';
+      END IF;
+      IF EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
+        SELECT coalesce(jsonb_agg(
+            jsonb_build_object('slug', s.step_slug)
+            || CASE WHEN coalesce(r->>'step_type', 'single') = 'single' THEN '{}'
+               ELSE jsonb_build_object('step_type', r->'step_type') END
+            || coalesce((
+              SELECT jsonb_build_object(
+                'dependencies', jsonb_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C"))
+              FROM pgflow.deps d WHERE d.flow_slug = s.flow_slug AND d.step_slug = s.step_slug
+              HAVING count(*) > 0
+            ), '{}')
+            || CASE WHEN coalesce(r->>'when_unmet', 'skip') = 'skip' THEN '{}'
+               ELSE jsonb_build_object('when_unmet', r->'when_unmet') END
+            || CASE WHEN coalesce(r->>'when_exhausted', 'fail') = 'fail' THEN '{}'
+               ELSE jsonb_build_object('when_exhausted', r->'when_exhausted') END
+            || CASE WHEN jsonb_typeof(r->'required_input_pattern') IS DISTINCT FROM 'object'
+               THEN '{}'
+               ELSE jsonb_build_object('required_input_pattern', r->'required_input_pattern') END
+            || CASE WHEN jsonb_typeof(r->'forbidden_input_pattern') IS DISTINCT FROM 'object'
+               THEN '{}'
+               ELSE jsonb_build_object('forbidden_input_pattern', r->'forbidden_input_pattern') END
+          ORDER BY s.step_index), '[]'::jsonb)
+        INTO stored
+        FROM pgflow.steps s CROSS JOIN LATERAL to_jsonb(s) AS r
+        WHERE s.flow_slug = p_slug;
+        IF EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug
+                   AND coalesce(to_jsonb(f)->>'queue_mode', 'flow') <> 'flow') THEN
+          stored := jsonb_build_array(jsonb_build_object('queue_mode', 'step')) || stored;
+        END IF;
+        IF stored IS DISTINCT FROM p_expected THEN
+          RAISE EXCEPTION USING
+            MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' already exists with another '
+              || 'structure; this migration cannot create it, and create_flow/add_step would '
+              || 'corrupt it',
+            DETAIL = 'in the database ' || stored::text || ', in this migration ' || p_expected::text,
+            HINT = 'Give the flow in code a new slug (for example ' || p_new_slug
+              || ') and generate the migration again.';
+        END IF;
+        INSERT INTO alembic_pgflow.flow_claims (flow_slug, revision, created)
+        VALUES (p_slug, c_revision, false)
+        ON CONFLICT (flow_slug, revision) DO NOTHING;
+        RETURN false;
+      END IF;
+      IF to_regclass('pgmq.q_' || lower(p_slug)) IS NOT NULL THEN
+        RAISE EXCEPTION USING
+          MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' cannot be created: the pgmq queue '
+            || quote_literal(lower(p_slug)) || ' already exists and no pgflow flow owns it; the '
+            || 'flow would take over its messages, and removing the flow would drop it',
+          HINT = 'Give the flow in code another slug, or drop that queue if nothing uses it.';
+      END IF;
+      INSERT INTO alembic_pgflow.flow_claims (flow_slug, revision, created)
+      VALUES (p_slug, c_revision, true)
+      ON CONFLICT (flow_slug, revision) DO UPDATE SET created = true;
+      RETURN true;
+    END
+    $pgflow$""")
     # pgflow flow 'analyze_website': create it (structure 5ff3d29bd435)
-    op.execute("""SELECT pg_temp.alembic_pgflow_guard('analyze_website', '[
+    op.execute("""DO $pgflow$
+    BEGIN
+      IF pg_temp.alembic_pgflow_guard('analyze_website', '[
       {"slug": "website"},
       {"slug": "summary", "dependencies": ["website"]},
       {"slug": "sentiment", "dependencies": ["website"]},
       {"slug": "save_to_db", "dependencies": ["sentiment", "summary"]}
-    ]', 'analyze_website_v2')""")
-    op.execute("SELECT pgflow.create_flow('analyze_website', max_attempts => 3, base_delay => 5, timeout => 60)")
-    op.execute("SELECT pgflow.add_step('analyze_website', 'website')")
-    op.execute("SELECT pgflow.add_step('analyze_website', 'summary', ARRAY['website'], timeout => 120)")
-    op.execute("SELECT pgflow.add_step('analyze_website', 'sentiment', ARRAY['website'], max_attempts => 5)")
-    op.execute("SELECT pgflow.add_step('analyze_website', 'save_to_db', ARRAY['summary', 'sentiment'])")
-    # pgflow flow 'score_reviews': create it (structure 71d7188c266c)
-    op.execute("""SELECT pg_temp.alembic_pgflow_guard('score_reviews', '[
+    ]', 'analyze_website_v2') THEN
+        PERFORM pgflow.create_flow('analyze_website', max_attempts => 3, base_delay => 5, timeout => 60);
+        PERFORM pgflow.add_step('analyze_website', 'website');
+        PERFORM pgflow.add_step('analyze_website', 'summary', ARRAY['website'], timeout => 120);
+        PERFORM pgflow.add_step('analyze_website', 'sentiment', ARRAY['website'], max_attempts => 5);
+        PERFORM pgflow.add_step('analyze_website', 'save_to_db', ARRAY['summary', 'sentiment']);
+      END IF;
+    END
+    $pgflow$""")
+    # pgflow flow 'score_reviews': create it (structure 581c6f2fa918)
+    op.execute("""DO $pgflow$
+    BEGIN
+      IF pg_temp.alembic_pgflow_guard('score_reviews', '[
       {"slug": "fetch_reviews"},
       {"slug": "score_review", "step_type": "map", "dependencies": ["fetch_reviews"]},
-      {"slug": "publish_scores", "dependencies": ["score_review"], "required_input_pattern": {"publish": true}}
-    ]', 'score_reviews_v2')""")
-    op.execute("SELECT pgflow.create_flow('score_reviews', timeout => 30)")
-    op.execute("SELECT pgflow.add_step('score_reviews', 'fetch_reviews')")
-    op.execute("SELECT pgflow.add_step('score_reviews', 'score_review', ARRAY['fetch_reviews'], max_attempts => 2, step_type => 'map')")
-    op.execute(r"""SELECT pgflow.add_step('score_reviews', 'publish_scores', ARRAY['score_review'], start_delay => 10, required_input_pattern => '{"publish"\:true}', when_unmet => 'skip')""")
+      {"slug": "publish_scores", "dependencies": ["score_review"]}
+    ]', 'score_reviews_v2') THEN
+        PERFORM pgflow.create_flow('score_reviews', timeout => 30);
+        PERFORM pgflow.add_step('score_reviews', 'fetch_reviews');
+        PERFORM pgflow.add_step('score_reviews', 'score_review', ARRAY['fetch_reviews'], max_attempts => 2, step_type => 'map');
+        PERFORM pgflow.add_step('score_reviews', 'publish_scores', ARRAY['score_review'], start_delay => 10);
+      END IF;
+    END
+    $pgflow$""")
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    # pgflow: serialize flow migrations, check the lock budget
+    op.execute("""DO $pgflow$
+    DECLARE
+      held bigint;
+      capacity bigint;
+      needed bigint := 50;
+    BEGIN
+      IF to_regclass('pgflow.flows') IS NULL THEN
+        RAISE EXCEPTION USING
+          MESSAGE = 'pgflow is not installed in database ' || quote_ident(current_database())
+            || ', and this revision removes pgflow flows',
+          HINT = 'Install pgflow in this database first (its own migrations; for development, '
+            || 'alembic-pgflow dev install-pgflow), then run the migration again.';
+      END IF;
+      PERFORM pg_advisory_xact_lock(123589402324855);
+      IF to_regnamespace('pgmq') IS NOT NULL THEN
+        SELECT count(*) INTO held FROM pg_catalog.pg_locks l WHERE l.pid = pg_backend_pid();
+        capacity := 2 * current_setting('max_locks_per_transaction')::bigint
+          * (current_setting('max_connections')::bigint
+             + current_setting('max_prepared_transactions')::bigint);
+        IF held + needed > capacity THEN
+          RAISE EXCEPTION USING
+            MESSAGE = 'alembic-pgflow: this transaction already holds ' || held || ' locks and '
+              || 'its next revision needs about ' || needed || ' more for 2 pgflow flow(s), '
+              || 'past the ' || capacity || ' this server can hold safely; PostgreSQL would fail '
+              || 'with "out of shared memory"',
+            HINT = 'Run each revision in its own transaction: transaction_per_migration=True in '
+              || 'context.configure(...) of env.py; or raise max_locks_per_transaction.';
+        END IF;
+      END IF;
+    END
+    $pgflow$""")
     # pgflow: the remover each removed flow calls (a temporary function, gone after the session)
     op.execute("""CREATE OR REPLACE FUNCTION pg_temp.alembic_pgflow_remove(p_slug text)
     RETURNS void LANGUAGE plpgsql AS $pgflow$
+    DECLARE
+      c_revision CONSTANT text := '6d858d3a1194';
+      was_created boolean;
+      holder text;
+      queue text;
+      queues text[];
+      has_messages boolean;
+      step_queues boolean;
     BEGIN
+      PERFORM pg_advisory_xact_lock(1, hashtext(p_slug));
+      PERFORM pg_advisory_xact_lock(1, hashtext(lower(p_slug)));
+      IF to_regclass('alembic_pgflow.flow_claims') IS NULL THEN
+        RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+          || 'no revision recorded creating it';
+        RETURN;
+      END IF;
+      DELETE FROM alembic_pgflow.flow_claims c WHERE c.flow_slug = p_slug AND c.revision = c_revision
+      RETURNING c.created INTO was_created;
+      IF NOT FOUND THEN
+        RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+          || 'revision ' || c_revision || ' has no record of creating it';
+        RETURN;
+      END IF;
+      SELECT c.revision INTO holder FROM alembic_pgflow.flow_claims c
+      WHERE c.flow_slug = p_slug
+      ORDER BY c.claimed_at, c.revision
+      LIMIT 1;
+      IF holder IS NOT NULL THEN
+        IF was_created THEN
+          UPDATE alembic_pgflow.flow_claims c SET created = true
+          WHERE c.flow_slug = p_slug AND c.revision = holder;
+        END IF;
+        RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+          || 'revision ' || holder || ' still creates it';
+        RETURN;
+      END IF;
+      IF NOT was_created THEN
+        RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+          || 'it existed before revision ' || c_revision;
+        RETURN;
+      END IF;
+      IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
+        RETURN;
+      END IF;
       IF to_regclass('pgflow.runs') IS NOT NULL THEN
         IF EXISTS (SELECT FROM pgflow.runs r WHERE r.flow_slug = p_slug) THEN
           RAISE EXCEPTION USING
@@ -108,19 +275,56 @@ def downgrade() -> None:
               || 'its runs deliberately first.';
         END IF;
       END IF;
-      DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
-      DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
-      DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
-      IF to_regnamespace('pgmq') IS NOT NULL THEN
-        IF EXISTS (SELECT FROM pgmq.list_queues() q WHERE q.queue_name = p_slug) THEN
-          PERFORM pgmq.drop_queue(p_slug);
+      queues := ARRAY[lower(p_slug)];
+      step_queues := EXISTS (SELECT FROM information_schema.columns c WHERE c.table_schema = 'pgflow'
+                             AND c.table_name = 'steps' AND c.column_name = 'queue_name');
+      IF step_queues THEN
+        EXECUTE 'SELECT coalesce(array_agg(DISTINCT lower(s.queue_name)), ''{}'') '
+          || 'FROM pgflow.steps s WHERE s.flow_slug = $1 AND s.queue_name IS NOT NULL'
+          INTO queues USING p_slug;
+        queues := array_append(queues, lower(p_slug));
+      END IF;
+      FOREACH queue IN ARRAY queues LOOP
+        IF to_regclass('pgmq.' || quote_ident('q_' || queue)) IS NOT NULL THEN
+          EXECUTE 'SELECT EXISTS (SELECT FROM pgmq.' || quote_ident('q_' || queue) || ')'
+            INTO has_messages;
+          IF has_messages THEN
+            RAISE EXCEPTION USING
+              MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' has messages in its pgmq '
+                || 'queue ' || quote_literal(queue) || ', so this downgrade is refused',
+              HINT = 'Let its workers finish, or archive the messages deliberately first.';
+          END IF;
+        END IF;
+      END LOOP;
+      IF EXISTS (SELECT FROM pgflow.flows f
+                 WHERE lower(f.flow_slug) = lower(p_slug) AND f.flow_slug <> p_slug) THEN
+        -- Another flow differing only in case shares the queue: remove the rows, keep the queue.
+        DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
+        DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+        DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
+      ELSIF step_queues THEN
+        -- pgflow 0.17+: its own removal drops every queue the flow routes to, in any case.
+        PERFORM pgflow.delete_flow_and_data(p_slug);
+      ELSE
+        -- The rows, then the one queue (pgmq keeps the name as given, the table in lower case).
+        DELETE FROM pgflow.deps d WHERE d.flow_slug = p_slug;
+        DELETE FROM pgflow.steps s WHERE s.flow_slug = p_slug;
+        DELETE FROM pgflow.flows f WHERE f.flow_slug = p_slug;
+        IF to_regclass('pgmq.meta') IS NOT NULL THEN
+          SELECT m.queue_name INTO queue FROM pgmq.meta m
+          WHERE lower(m.queue_name) = lower(p_slug)
+          ORDER BY m.queue_name = p_slug DESC
+          LIMIT 1;
+          IF queue IS NOT NULL THEN
+            PERFORM pgmq.drop_queue(queue);
+          END IF;
         END IF;
       END IF;
     END
     $pgflow$""")
-    # pgflow flow 'score_reviews': remove its definition (refused while it has runs)
+    # pgflow flow 'score_reviews': remove it if no other revision claims it (refused while it has runs or queued messages)
     op.execute("SELECT pg_temp.alembic_pgflow_remove('score_reviews')")
-    # pgflow flow 'analyze_website': remove its definition (refused while it has runs)
+    # pgflow flow 'analyze_website': remove it if no other revision claims it (refused while it has runs or queued messages)
     op.execute("SELECT pg_temp.alembic_pgflow_remove('analyze_website')")
     op.drop_table('websites')
     # ### end Alembic commands ###
