@@ -1,5 +1,8 @@
 """alembic-pgflow: pgflow flows as typed Python, compiled to pgflow's SQL, migrated by Alembic."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 # Importing these registers the autogenerate comparator and the renderers with Alembic.
 from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow, read_catalog
 from alembic_pgflow.definition.compiler import compile_flow
@@ -22,6 +25,11 @@ from alembic_pgflow.errors import (
 )
 from alembic_pgflow.migration import render as _render
 from alembic_pgflow.migration.autogenerate import OBJECT_TYPE
+
+try:
+    __version__ = _version("alembic-pgflow")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "OBJECT_TYPE",
@@ -48,4 +56,4 @@ __all__ = [
     "structure_checksum",
 ]
 
-del _render
+del _render, _version
