@@ -35,6 +35,20 @@ def test_module_that_fails_to_import(alembic_project: AlembicProject) -> None:
     assert "flows_app/flows.py:2)" in output
 
 
+def test_a_definition_error_names_the_users_line(alembic_project: AlembicProject) -> None:
+    alembic_project.write_flows(
+        "from alembic_pgflow import Flow\n\nf = Flow('f').step('a').step('b', depnds_on=['a'])\n"
+    )
+    output = failed(alembic_project, "revision", "--autogenerate")
+    assert output.startswith(
+        "FAILED: could not import pgflow module 'flows_app.flows': FlowDefinitionError: flow "
+        "'f', step 'b', field 'depnds_on': unknown keyword; did you mean 'depends_on'? accepted: "
+        "depends_on, max_attempts"
+    )
+    assert output.rstrip().endswith("flows_app/flows.py:3)")
+    assert "alembic_pgflow" not in output.split("(at ")[-1]
+
+
 def test_missing_module(alembic_project: AlembicProject) -> None:
     alembic_project.set_option("pgflow_modules", "nowhere.flows")
     output = failed(alembic_project, "revision", "--autogenerate")

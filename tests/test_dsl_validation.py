@@ -195,6 +195,16 @@ def test_start_delay_is_a_step_option_only() -> None:
     )
 
 
+def test_a_misspelled_keyword_gets_a_suggestion() -> None:
+    message = message_of(lambda: UNTYPED_BASE.step("save", depnds_on=["a"]))
+    assert message.startswith(
+        "flow 'orders', step 'save', field 'depnds_on': unknown keyword; did you mean "
+        "'depends_on'? accepted: depends_on, max_attempts,"
+    )
+    message = message_of(lambda: UNTYPED_BASE.map("each", arary="a"))
+    assert "did you mean 'array'?" in message
+
+
 def test_unknown_step_keyword() -> None:
     message = message_of(lambda: UNTYPED_BASE.step("save", retries=3))
     assert message.startswith("flow 'orders', step 'save', field 'retries': unknown keyword;")

@@ -20,6 +20,7 @@ from alembic_pgflow.database.pgflow_install import (
     npm_migrations,
 )
 from alembic_pgflow.errors import PgflowInstallError
+from tests.alembic_project import AlembicProject
 
 RELEASE = os.environ.get("ALEMBIC_PGFLOW_TEST_NPM_RELEASE", "0.8.1")
 
@@ -90,14 +91,12 @@ def test_the_command_installs_then_refuses(empty_database: str, tmp_path: Path) 
         f"postgresql+psycopg://{info['user']}@/{info['dbname']}"
         f"?host={info['host']}&port={info['port']}"
     )
-    (tmp_path / "alembic.ini").write_text(
-        f"[alembic]\nscript_location = migrations\nsqlalchemy.url = {url}\n"
-    )
+    project = AlembicProject.create(tmp_path / "project", url)
 
     def command() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "alembic_pgflow", "dev", "install-pgflow", "--version", RELEASE],
-            cwd=tmp_path,
+            cwd=project.root,
             capture_output=True,
             text=True,
             check=False,
@@ -108,7 +107,10 @@ def test_the_command_installs_then_refuses(empty_database: str, tmp_path: Path) 
     assert first.stdout.startswith(f"installed pgflow {RELEASE} (")
     second = command()
     assert second.returncode == 2
-    assert second.stderr == (
+    assert second.stderr.endswith(
         "Error: the database already has a pgflow schema; install real pgflow only into a "
         "database without one\n"
+    )
+    assert second.stderr.startswith(
+        f"database: postgresql+psycopg://{info['user']}@/{info['dbname']}?"
     )

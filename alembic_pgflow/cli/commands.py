@@ -7,9 +7,9 @@ It reads the same configuration as Alembic (``-c alembic.ini``, ``[tool.alembic]
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,9 +30,20 @@ from alembic_pgflow.database.pgflow_install import (
 from alembic_pgflow.definition.compiler import compile_flow
 from alembic_pgflow.definition.discovery import DiscoveredFlow
 from alembic_pgflow.definition.releases import DEFAULT_TARGET
-from alembic_pgflow.definition.views import flow_dot, flow_json, flow_mermaid, flow_text
+from alembic_pgflow.definition.views import (
+    flow_data,
+    flow_dot,
+    flow_json,
+    flow_mermaid,
+    flow_text,
+    stored_data,
+)
 from alembic_pgflow.errors import FlowDefinitionError, PgflowSchemaMissingError
-from alembic_pgflow.migration.project import database_url, load_config, project_flows
+from alembic_pgflow.migration.project import (
+    load_config,
+    project_flows,
+    with_project_connection,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,7 +89,7 @@ def _more(error: Exception) -> str:
     )
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-c",
     "--config",
@@ -88,7 +99,7 @@ def _more(error: Exception) -> str:
     show_default=True,
     help="The Alembic config file (pyproject.toml beside it is read too).",
 )
-@click.version_option(package_name="alembic-pgflow")
+@click.version_option(None, "-V", "--version", package_name="alembic-pgflow")
 @click.pass_context
 def main(context: click.Context, config_path: str) -> None:
     """pgflow flows in an Alembic project: compile, inspect and compare them."""
@@ -107,42 +118,76 @@ def _config(context: click.Context) -> Config:
 def compile_command(context: click.Context, slugs: tuple[str, ...], target: str) -> None:
     """Print the SQL of the flows in code (all, or the SLUGS given)."""
     flows = _selected(project_flows(_config(context)), slugs)
-    for index, found in enumerate(flows):
-        if index:
-            click.echo()
-        click.echo(f"-- {found.flow.slug} ({found.location})")
-        click.echo("\n".join(compile_flow(found.flow, target=target)))
+    # Every flow is compiled before anything is printed: an error leaves no partial output.
+    blocks = [
+        f"-- {found.flow.slug} ({found.location})\n"
+        + "\n".join(compile_flow(found.flow, target=target))
+        for found in flows
+    ]
+    click.echo("\n\n".join(blocks))
+
+
+VIEWS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "text": flow_text,
+    "json": flow_json,
+    "mermaid": flow_mermaid,
+    "dot": flow_dot,
+}
 
 
 @main.command()
-@click.argument("slug")
+@click.argument("slug", required=False)
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json", "mermaid", "dot"]),
+    type=click.Choice(list(VIEWS)),
     default="text",
     show_default=True,
 )
 @click.pass_context
 @user_errors
-def show(context: click.Context, slug: str, output_format: str) -> None:
-    """Show a flow in code: steps, dependencies, options, checksums, or its DAG."""
-    (found,) = _selected(project_flows(_config(context)), (slug,))
-    views: dict[str, Callable[[], str]] = {
-        "text": lambda: flow_text(found.flow, found.location),
-        "json": lambda: flow_json(found.flow, found.location),
-        "mermaid": lambda: flow_mermaid(found.flow),
-        "dot": lambda: flow_dot(found.flow),
-    }
-    click.echo(views[output_format]())
+def show(context: click.Context, slug: str | None, output_format: str) -> None:
+    """Show a flow: steps, dependencies, options, checksums, or its DAG. Without SLUG, list the
+    flows in code. A flow only in the database is read from there."""
+    config = _config(context)
+    flows = project_flows(config)
+    if slug is None:
+        for listed in flows.values():
+            click.echo(f"{listed.flow.slug}  {listed.location}")
+        if not flows:
+            click.echo("(no flows in pgflow_modules)")
+        return
+    found = flows.get(slug)
+    if found is not None:
+        data = flow_data(found.flow, found.location)
+    else:
+        stored = _catalog(config).flows.get(slug)
+        if stored is None:
+            known = ", ".join(flows) or "none"
+            raise UserError(f"no flow {slug!r} in code or in the database (flows in code: {known})")
+        data = stored_data(stored.shape)
+    click.echo(VIEWS[output_format](data))
 
 
 @main.command()
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per flow, for scripts.",
+)
 @click.pass_context
 @user_errors
-def status(context: click.Context) -> None:
+def status(context: click.Context, output_format: str) -> None:
     """Every flow in code and in the database with its status; exit 0 only if all are in sync."""
     comparisons = _comparisons(context)
+    if output_format == "json":
+        click.echo(json.dumps([_status_data(c) for c in comparisons], indent=2))
+        if any(c.status is not FlowStatus.IN_SYNC for c in comparisons):
+            sys.exit(EXIT_DIFFERENT)
+        return
     width = max([len(c.slug) for c in comparisons] + [4])
     click.echo(f"{'SLUG':<{width}}  {'STATUS':<17}  LOCATION")
     for comparison in comparisons:
@@ -169,6 +214,24 @@ def diff(context: click.Context, slug: str) -> None:
         click.echo(f"  {line}")
     if comparison.status is not FlowStatus.IN_SYNC:
         sys.exit(EXIT_DIFFERENT)
+
+
+def _status_data(comparison: FlowComparison) -> dict[str, Any]:
+    stored = comparison.stored.shape if comparison.stored else None
+    return {
+        "slug": comparison.slug,
+        "status": comparison.status.value,
+        "location": comparison.code.location if comparison.code else None,
+        "structure_checksum_in_code": (
+            comparison.wanted.structure_checksum if comparison.wanted else None
+        ),
+        "structure_checksum_in_database": stored.structure_checksum if stored else None,
+        "differences": [
+            *comparison.problems,
+            *comparison.structure_differences,
+            *map(str, comparison.option_changes),
+        ],
+    }
 
 
 def _diff_lines(comparison: FlowComparison) -> Iterator[str]:
@@ -206,16 +269,21 @@ def install_schema(context: click.Context) -> None:
     It reproduces pgflow's definition layer (tables, create_flow, add_step) so migrations can be
     tried locally; it has no workers or queues. Production runs on a real pgflow installation.
     """
-    with _connection(_config(context)) as connection:
-        exists = connection.exec_driver_sql("SELECT to_regnamespace('pgflow') IS NOT NULL")
-        if exists.scalar():
-            click.echo("the database already has a pgflow schema; nothing installed")
-            return
-        # Through the driver's cursor without parameters, so "%" in the script stays literal.
-        cursor = connection.connection.cursor()
-        cursor.execute(dev_schema_sql())
-        cursor.close()
-        connection.commit()
+    url = _project_url(_config(context))
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+    try:
+        with engine.connect() as connection:
+            exists = connection.exec_driver_sql("SELECT to_regnamespace('pgflow') IS NOT NULL")
+            if exists.scalar():
+                click.echo("the database already has a pgflow schema; nothing installed")
+                return
+            # Through the driver's cursor without parameters, so "%" stays literal.
+            cursor = connection.connection.cursor()
+            cursor.execute(dev_schema_sql())
+            cursor.close()
+            connection.commit()
+    finally:
+        engine.dispose()
     click.echo(
         f"installed the pgflow {DEV_SCHEMA_RELEASE} definition schema stand-in "
         "(for development only: production databases run real pgflow)"
@@ -251,8 +319,8 @@ def install_pgflow_command(
     pgmq from the pgmq package on PyPI; Supabase-only pieces get do-nothing stand-ins. All in
     one transaction. A database that already has pgflow is refused.
     """
-    url = sqlalchemy.engine.make_url(database_url(_config(context)))
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = _project_url(_config(context)).set(drivername="postgresql")
+    conninfo = url.render_as_string(hide_password=False)
     try:
         with psycopg.connect(conninfo) as raw:
             row = raw.execute("SELECT to_regnamespace('pgflow') IS NOT NULL").fetchone()
@@ -283,19 +351,34 @@ def _selected(flows: dict[str, DiscoveredFlow], slugs: tuple[str, ...]) -> list[
 def _comparisons(context: click.Context) -> list[FlowComparison]:
     config = _config(context)
     flows = project_flows(config)
-    with _connection(config) as connection:
-        catalog: PgflowCatalog = read_catalog(connection)
-    return compare(flows, catalog)
+    return compare(flows, _catalog(config))
 
 
-@contextmanager
-def _connection(config: Config) -> Iterator[sqlalchemy.Connection]:
-    engine = sqlalchemy.create_engine(database_url(config), poolclass=sqlalchemy.NullPool)
-    try:
-        with engine.connect() as connection:
-            yield connection
-    finally:
-        engine.dispose()
+def _catalog(config: Config) -> PgflowCatalog:
+    """The database's flows, from the connection the project's env.py makes; says on stderr
+    which database and pgflow release that is."""
+
+    def read(connection: sqlalchemy.Connection) -> tuple[str, PgflowCatalog]:
+        return _shown_url(connection), read_catalog(connection)
+
+    url, catalog = with_project_connection(config, read)
+    click.echo(f"database: {url} (pgflow {catalog.release} or later)", err=True)
+    return catalog
+
+
+def _shown_url(connection: sqlalchemy.Connection) -> str:
+    return connection.engine.url.render_as_string(hide_password=True)
+
+
+def _project_url(config: Config) -> sqlalchemy.URL:
+    """The URL of the database the project's env.py connects to (said on stderr), for
+    commands that write with a connection of their own."""
+
+    def locate(connection: sqlalchemy.Connection) -> sqlalchemy.URL:
+        click.echo(f"database: {_shown_url(connection)}", err=True)
+        return connection.engine.url
+
+    return with_project_connection(config, locate)
 
 
 def run(argv: list[str] | None = None) -> Any:

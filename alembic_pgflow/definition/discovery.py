@@ -7,6 +7,7 @@ import pkgutil
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from alembic_pgflow.definition.dsl import Flow
@@ -91,9 +92,19 @@ def _import(name: str) -> ModuleType:
         raise _import_failed(name, error) from error
 
 
+_PACKAGE_FOLDER = str(Path(__file__).resolve().parent.parent)
+
+
 def _import_failed(name: str, error: Exception) -> FlowDiscoveryError:
+    # The innermost frame of the user's own code: not importlib's, not alembic-pgflow's (a
+    # FlowDefinitionError is raised inside the DSL, but the mistake is on the user's line).
     frames = traceback.extract_tb(error.__traceback__)
-    user_frames = [frame for frame in frames if "importlib" not in frame.filename]
+    user_frames = [
+        frame
+        for frame in frames
+        if "importlib" not in frame.filename
+        and not str(Path(frame.filename).resolve()).startswith(_PACKAGE_FOLDER)
+    ]
     where = f" (at {user_frames[-1].filename}:{user_frames[-1].lineno})" if user_frames else ""
     return FlowDiscoveryError(
         f"could not import pgflow module {name!r}: {type(error).__name__}: {error}{where}"

@@ -8,6 +8,7 @@ definition order is always a topological order.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -208,7 +209,13 @@ class Flow:
                     step=slug,
                     field="slug",
                 )
-        _reject_unknown(options, StepOptionArgs, flow=self.slug, step=slug)
+        _reject_unknown(
+            options,
+            StepOptionArgs,
+            flow=self.slug,
+            step=slug,
+            also=("array",) if step_type == "map" else ("depends_on",),
+        )
         step = StepDefinition(
             slug=slug,
             step_type=step_type,
@@ -297,13 +304,25 @@ def _known_steps_hint(dep: object, known: set[str]) -> str:
 
 
 def _reject_unknown(
-    options: Mapping[str, object], allowed: type, *, flow: str, step: str | None
+    options: Mapping[str, object],
+    allowed: type,
+    *,
+    flow: str,
+    step: str | None,
+    also: Sequence[str] = (),
 ) -> None:
+    """Refuse a keyword that is not an option (``also``: the method's own keywords, such as
+    ``depends_on``), suggesting the closest one."""
+    known = [*also, *allowed.__annotations__]
     for name in options:
         if name not in allowed.__annotations__:
-            accepted = ", ".join(allowed.__annotations__)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise FlowDefinitionError(
-                f"unknown keyword; accepted: {accepted}", flow=flow, step=step, field=name
+                f"unknown keyword; {hint}accepted: {', '.join(known)}",
+                flow=flow,
+                step=step,
+                field=name,
             )
 
 
