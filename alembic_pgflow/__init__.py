@@ -8,6 +8,7 @@ from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow, read_cata
 from alembic_pgflow.definition.compiler import compile_flow
 from alembic_pgflow.definition.dsl import Flow, FlowOptions, StepDefinition, StepOptions
 from alembic_pgflow.definition.releases import Feature, PgflowRelease
+from alembic_pgflow.definition.retired import RetiredFlow
 from alembic_pgflow.definition.shape import (
     FlowShape,
     options_checksum,
@@ -45,6 +46,7 @@ __all__ = [
     "PgflowCommandError",
     "PgflowRelease",
     "PgflowSchemaMissingError",
+    "RetiredFlow",
     "StepDefinition",
     "StepOptions",
     "StoredFlow",

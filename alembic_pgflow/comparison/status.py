@@ -14,7 +14,7 @@ from alembic_pgflow.comparison.differences import (
 )
 from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow
 from alembic_pgflow.definition.compiler import check_features
-from alembic_pgflow.definition.discovery import DiscoveredFlow
+from alembic_pgflow.definition.discovery import DiscoveredFlow, DiscoveredRetired
 from alembic_pgflow.definition.gc_pause import paused_gc
 from alembic_pgflow.definition.releases import OLDEST_SUPPORTED
 from alembic_pgflow.definition.shape import FlowShape, shape_of
@@ -33,6 +33,15 @@ class FlowStatus(enum.Enum):
     """The flow uses a feature the database's pgflow release lacks."""
     CORRUPT = "corrupt in database"
     """The stored rows break pgflow's invariants (for example a wrong ``deps_count``)."""
+    RETIRED = "retired"
+    """Declared retired in code: kept in the database as it is (or already gone)."""
+    TO_REMOVE = "retired, to remove"
+    """Declared retired with ``remove=True`` and still in the database."""
+
+    @property
+    def settled(self) -> bool:
+        """Whether nothing is left to do: ``status`` exits 0 only when every flow is."""
+        return self in {FlowStatus.IN_SYNC, FlowStatus.RETIRED}
 
 
 @dataclass(frozen=True)
@@ -49,20 +58,33 @@ class FlowComparison:
     option_changes: tuple[OptionChange, ...] = ()
     problems: tuple[str, ...] = ()
     """Why a flow is ``UNSUPPORTED`` or ``CORRUPT``."""
+    retired: DiscoveredRetired | None = None
+    """The marker that retires the slug, if one does."""
 
 
-def compare(code: Mapping[str, DiscoveredFlow], catalog: PgflowCatalog) -> list[FlowComparison]:
-    """Every slug in code or database, in slug order, with its status.
+def compare(
+    code: Mapping[str, DiscoveredFlow],
+    catalog: PgflowCatalog,
+    retired: Mapping[str, DiscoveredRetired] | None = None,
+) -> list[FlowComparison]:
+    """Every slug in code, declared retired, or in the database, in slug order, with its
+    status.
 
     A corrupt stored flow is ``CORRUPT`` whatever the code says; a flow in code that the
     database's pgflow cannot hold is ``UNSUPPORTED`` before any structure is compared, so the
     real reason comes first.
     """
+    retired = retired or {}
     comparisons = []
     with paused_gc():
-        for slug in sorted(set(code) | set(catalog.flows)):
+        for slug in sorted(set(code) | set(catalog.flows) | set(retired)):
             found, stored = code.get(slug), catalog.flows.get(slug)
-            if stored is not None and stored.problems:
+            marker = retired.get(slug)
+            if marker is not None:
+                to_remove = marker.marker.remove and stored is not None
+                status = FlowStatus.TO_REMOVE if to_remove else FlowStatus.RETIRED
+                comparisons.append(FlowComparison(slug, status, None, stored, retired=marker))
+            elif stored is not None and stored.problems:
                 problems = stored.problems
                 comparisons.append(
                     FlowComparison(slug, FlowStatus.CORRUPT, found, stored, problems=problems)

@@ -17,6 +17,7 @@ from alembic_pgflow.definition.releases import (
     PgflowRelease,
     supported_release,
 )
+from alembic_pgflow.definition.shape import DEFAULT_WHEN_EXHAUSTED, DEFAULT_WHEN_UNMET, FlowShape
 from alembic_pgflow.definition.sql_text import quote_text, sql_value, text_array
 from alembic_pgflow.errors import UnsupportedFeatureError
 
@@ -94,3 +95,46 @@ def add_step_sql(flow_slug: str, step: StepDefinition) -> str:
 
 def _named(values: Mapping[str, int | str | None]) -> list[str]:
     return [f"{name} => {sql_value(value)}" for name, value in values.items() if value is not None]
+
+
+def shape_statements(shape: FlowShape) -> list[str]:
+    """The statements that recreate a flow as the database held it (a retired flow's
+    restore): its stored options as they are, dependencies in name order, conditions only
+    where they differ from pgflow's defaults."""
+    options = shape.options
+    flow_options = {
+        "max_attempts": options.max_attempts,
+        "base_delay": options.base_delay,
+        "timeout": options.timeout,
+    }
+    statements = [
+        f"SELECT pgflow.create_flow({', '.join([quote_text(shape.slug), *_named(flow_options)])});"
+    ]
+    step_options = {step.slug: step for step in options.steps}
+    for step in shape.structure.steps:
+        arguments = [quote_text(shape.slug), quote_text(step.slug)]
+        if step.dependencies:
+            arguments.append(text_array(sorted(step.dependencies)))
+        values = asdict(step_options[step.slug])
+        del values["slug"]
+        arguments.extend(_named(values))
+        arguments.extend(
+            _named(
+                {
+                    "required_input_pattern": step.required_input_pattern,
+                    "forbidden_input_pattern": step.forbidden_input_pattern,
+                    "when_unmet": None
+                    if step.when_unmet == DEFAULT_WHEN_UNMET
+                    else step.when_unmet,
+                    "when_exhausted": (
+                        None
+                        if step.when_exhausted == DEFAULT_WHEN_EXHAUSTED
+                        else step.when_exhausted
+                    ),
+                }
+            )
+        )
+        if step.step_type == "map":
+            arguments.append(f"step_type => {quote_text('map')}")
+        statements.append(f"SELECT pgflow.add_step({', '.join(arguments)});")
+    return statements

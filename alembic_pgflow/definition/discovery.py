@@ -12,6 +12,7 @@ from types import ModuleType
 
 from alembic_pgflow.definition.dsl import Flow
 from alembic_pgflow.definition.gc_pause import paused_gc
+from alembic_pgflow.definition.retired import RetiredFlow
 from alembic_pgflow.errors import FlowDiscoveryError
 
 
@@ -30,20 +31,57 @@ def discover_flows(module_names: Iterable[str]) -> dict[str, DiscoveredFlow]:
     different flows with one slug, or slugs that differ only in case, are an error naming
     both places. The result is ordered by slug.
     """
+    return discover(module_names).flows
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What the configured modules define: flows, and slugs declared retired."""
+
+    flows: dict[str, DiscoveredFlow]
+    retired: dict[str, DiscoveredRetired]
+
+
+@dataclass(frozen=True)
+class DiscoveredRetired:
+    """A :class:`RetiredFlow` marker and where it was found."""
+
+    marker: RetiredFlow
+    location: str
+
+
+def discover(module_names: Iterable[str]) -> Discovery:
+    """Flows and retired markers of the modules, each by slug in slug order; a slug both
+    defined and retired (in any case) is an error naming both places."""
     by_folded_slug: dict[str, DiscoveredFlow] = {}
+    retired: dict[str, DiscoveredRetired] = {}
     with paused_gc():  # flow modules build many small objects at import
         modules = list(_modules(module_names))
     for module in modules:
         for attribute, value in vars(module).items():
+            location = f"{module.__name__}:{attribute}"
+            if isinstance(value, RetiredFlow):
+                retired.setdefault(value.slug.lower(), DiscoveredRetired(value, location))
+                continue
             if not isinstance(value, Flow):
                 continue
-            candidate = DiscoveredFlow(value, f"{module.__name__}:{attribute}")
+            candidate = DiscoveredFlow(value, location)
             earlier = by_folded_slug.get(value.slug.lower())
             if earlier is None:
                 by_folded_slug[value.slug.lower()] = candidate
             elif earlier.flow != value:
                 raise FlowDiscoveryError(_conflict(earlier, candidate))
-    return dict(sorted((found.flow.slug, found) for found in by_folded_slug.values()))
+    for folded, marker in retired.items():
+        defined = by_folded_slug.get(folded)
+        if defined is not None:
+            raise FlowDiscoveryError(
+                f"flow {defined.flow.slug!r} is defined ({defined.location}) and retired "
+                f"({marker.location}); keep one of them"
+            )
+    return Discovery(
+        flows=dict(sorted((found.flow.slug, found) for found in by_folded_slug.values())),
+        retired=dict(sorted((found.marker.slug, found) for found in retired.values())),
+    )
 
 
 def _conflict(earlier: DiscoveredFlow, later: DiscoveredFlow) -> str:

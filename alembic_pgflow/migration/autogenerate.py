@@ -25,8 +25,9 @@ from alembic_pgflow.comparison.status import (
     structure_change_report,
 )
 from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
-from alembic_pgflow.definition.compiler import add_step_sql, create_flow_sql
-from alembic_pgflow.definition.discovery import discover_flows
+from alembic_pgflow.definition.compiler import add_step_sql, create_flow_sql, shape_statements
+from alembic_pgflow.definition.discovery import discover
+from alembic_pgflow.definition.shape import FlowShape
 from alembic_pgflow.errors import (
     FlowMigrationError,
     FlowStructureChangedError,
@@ -34,7 +35,12 @@ from alembic_pgflow.errors import (
     PgflowSchemaMissingError,
     StoredFlowError,
 )
-from alembic_pgflow.migration.operations import CreateFlowOp, PgflowOps, UpdateFlowOptionsOp
+from alembic_pgflow.migration.operations import (
+    CreateFlowOp,
+    PgflowOps,
+    RemoveRetiredFlowOp,
+    UpdateFlowOptionsOp,
+)
 from alembic_pgflow.migration.revision_sql import (
     LOCKS_PER_FLOW,
     creation_block_sql,
@@ -92,12 +98,15 @@ def _stamp_revision_ids(opts: dict[str, Any]) -> None:
 
 def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -> PgflowOps:
     """The flow operations for one autogenerate run, or an error that explains why none."""
-    code = discover_flows(settings.modules)
+    found = discover(settings.modules)
+    code = found.flows
     try:
         catalog = read_catalog(autogen_context.connection)
     except PgflowSchemaMissingError as error:
         raise FlowMigrationError(str(error)) from error
-    comparisons = [c for c in compare(code, catalog) if _included(autogen_context, c)]
+    comparisons = [
+        c for c in compare(code, catalog, found.retired) if _included(autogen_context, c)
+    ]
     corrupt = [c for c in comparisons if c.status is FlowStatus.CORRUPT]
     if corrupt:
         raise StoredFlowError(_corrupt_report(corrupt))
@@ -152,6 +161,15 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
                 comparison.slug,
                 "; ".join(map(str, comparison.option_changes)),
             )
+        elif comparison.status is FlowStatus.TO_REMOVE:
+            assert comparison.stored is not None
+            operations.append(
+                RemoveRetiredFlowOp(
+                    comparison.slug,
+                    _restore_statements(comparison.stored.shape, taken, settings.revision_style),
+                )
+            )
+            log.info("Detected retired pgflow flow %r to remove", comparison.slug)
         elif comparison.status is FlowStatus.ONLY_IN_DATABASE:
             log.info(
                 "pgflow flow %r is in the database but in no configured module; it is left as "
@@ -159,6 +177,16 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
                 comparison.slug,
             )
     return PgflowOps(operations)
+
+
+def _restore_statements(
+    shape: FlowShape, taken: frozenset[str], style: RevisionStyle
+) -> tuple[str, ...]:
+    guard = creation_guard_sql(shape.slug, shape.structure, next_free_slug(shape.slug, taken))
+    compiled = shape_statements(shape)
+    if style == "block":
+        return (creation_block_sql(guard, compiled),)
+    return creation_statements_sql(guard, compiled)
 
 
 def _corrupt_report(corrupt: list[FlowComparison]) -> str:

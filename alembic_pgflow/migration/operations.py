@@ -33,9 +33,9 @@ class PgflowOps(MigrateOperation):
         return [op for op in self.ops if isinstance(op, CreateFlowOp)]
 
     @property
-    def removed(self) -> list[DropFlowOp]:
+    def removed(self) -> list[DropFlowOp | RemoveRetiredFlowOp]:
         """The operations that remove flows."""
-        return [op for op in self.ops if isinstance(op, DropFlowOp)]
+        return [op for op in self.ops if isinstance(op, DropFlowOp | RemoveRetiredFlowOp)]
 
     def reverse(self) -> PgflowOps:
         """Each operation reversed, in reverse order."""
@@ -107,3 +107,41 @@ class UpdateFlowOptionsOp(MigrateOperation):
     def to_diff_tuple(self) -> tuple[str, str, tuple[str, ...]]:
         """What ``alembic check`` lists."""
         return ("modify_pgflow_flow_options", self.slug, tuple(map(str, self.changes)))
+
+
+class RemoveRetiredFlowOp(MigrateOperation):
+    """Delete the definition of a flow declared ``RetiredFlow(slug, remove=True)``; its
+    reverse recreates the flow as the database held it."""
+
+    def __init__(self, slug: str, restore_statements: tuple[str, ...]) -> None:
+        self.slug = slug
+        self.restore_statements = restore_statements
+
+    @property
+    def statement(self) -> str:
+        """The remover's call, in retirement mode."""
+        return removal_sql(self.slug, retire=True)
+
+    def reverse(self) -> RestoreRetiredFlowOp:
+        """Recreating the flow as it was."""
+        return RestoreRetiredFlowOp(self)
+
+    def to_diff_tuple(self) -> tuple[str, str]:
+        """What ``alembic check`` lists."""
+        return ("remove_retired_pgflow_flow", self.slug)
+
+
+class RestoreRetiredFlowOp(CreateFlowOp):
+    """Recreate a removed retired flow (the downgrade of its removal), through the guard."""
+
+    def __init__(self, removal: RemoveRetiredFlowOp) -> None:
+        super().__init__(removal.slug, "", removal.restore_statements)
+        self.removal = removal
+
+    def reverse(self) -> RemoveRetiredFlowOp:  # type: ignore[override]
+        """Removing it again."""
+        return self.removal
+
+    def to_diff_tuple(self) -> tuple[str, str, str]:
+        """What ``alembic check`` lists."""
+        return ("restore_retired_pgflow_flow", self.slug, "")

@@ -21,7 +21,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from alembic_pgflow.definition.discovery import DiscoveredFlow, discover_flows
+from alembic_pgflow.definition.discovery import DiscoveredFlow, Discovery, discover
 from alembic_pgflow.errors import PgflowConfigurationError
 from alembic_pgflow.migration.settings import PgflowSettings, read_config_settings
 
@@ -70,9 +70,14 @@ def project_settings(config: Config) -> PgflowSettings:
 
 def project_flows(config: Config) -> dict[str, DiscoveredFlow]:
     """The flows of the configured modules, by slug."""
+    return project_discovery(config).flows
+
+
+def project_discovery(config: Config) -> Discovery:
+    """The flows and retired slugs of the configured modules."""
     settings = project_settings(config)
     prepend_sys_path(config)
-    return discover_flows(settings.modules)
+    return discover(settings.modules)
 
 
 def database_url(config: Config) -> str:

@@ -12,6 +12,8 @@ from alembic_pgflow.migration.operations import (
     CreateFlowOp,
     DropFlowOp,
     PgflowOps,
+    RemoveRetiredFlowOp,
+    RestoreRetiredFlowOp,
     UpdateFlowOptionsOp,
 )
 from alembic_pgflow.migration.revision_sql import (
@@ -67,7 +69,7 @@ def render_pgflow_ops(autogen_context: AutogenContext, op: PgflowOps) -> list[st
         lines += [
             "# pgflow: serialize flow migrations, check the lock budget"
             + (", keep the claims table" if created else ""),
-            execute_line(prologue_sql(len(created) or len(removed), creates=bool(created))),
+            execute_line(prologue_sql(len(created) + len(removed), creates=bool(created))),
         ]
     if created:
         assert op.revision is not None
@@ -92,6 +94,25 @@ def render_create_flow(autogen_context: AutogenContext, op: CreateFlowOp) -> lis
     return [
         f"# pgflow flow {op.slug!r}: create it (structure {op.structure_checksum[:12]})",
         *(execute_line(statement) for statement in op.statements),
+    ]
+
+
+@renderers.dispatch_for(RestoreRetiredFlowOp)
+def render_restore_flow(autogen_context: AutogenContext, op: RestoreRetiredFlowOp) -> list[str]:
+    """A comment, then the guarded statements that recreate the retired flow."""
+    return [
+        f"# pgflow flow {op.slug!r}: recreate the retired flow as the database held it",
+        *(execute_line(statement) for statement in op.statements),
+    ]
+
+
+@renderers.dispatch_for(RemoveRetiredFlowOp)
+def render_remove_retired(autogen_context: AutogenContext, op: RemoveRetiredFlowOp) -> list[str]:
+    """A comment and the remover's call in retirement mode."""
+    return [
+        f"# pgflow flow {op.slug!r}: retired with remove=True; delete its definition "
+        "(refused while it has runs or queued messages)",
+        execute_line(op.statement),
     ]
 
 

@@ -277,7 +277,7 @@ def remover_function_sql(revision: str) -> str:
     missing are looked up before any statement that reads them is planned.
     """
     return f"""\
-CREATE OR REPLACE FUNCTION {REMOVER_FUNCTION}(p_slug text)
+CREATE OR REPLACE FUNCTION {REMOVER_FUNCTION}(p_slug text, p_retire boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql AS $pgflow$
 DECLARE
   c_revision CONSTANT text := {quote_text(revision)};
@@ -289,35 +289,42 @@ DECLARE
   step_queues boolean;
 BEGIN
 {_PGFLOW_LOCKS}
-  IF to_regclass('{CLAIMS_TABLE}') IS NULL THEN
+  IF p_retire THEN
+    -- A retired flow goes whoever created it: its removal was asked for in code.
+    IF to_regclass('{CLAIMS_TABLE}') IS NOT NULL THEN
+      DELETE FROM {CLAIMS_TABLE} c WHERE c.flow_slug = p_slug;
+    END IF;
+  ELSIF to_regclass('{CLAIMS_TABLE}') IS NULL THEN
     RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
       || 'no revision recorded creating it';
     RETURN;
   END IF;
-  DELETE FROM {CLAIMS_TABLE} c WHERE c.flow_slug = p_slug AND c.revision = c_revision
-  RETURNING c.created INTO was_created;
-  IF NOT FOUND THEN
-    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
-      || 'revision ' || c_revision || ' has no record of creating it';
-    RETURN;
-  END IF;
-  SELECT c.revision INTO holder FROM {CLAIMS_TABLE} c
-  WHERE c.flow_slug = p_slug
-  ORDER BY c.claimed_at, c.revision
-  LIMIT 1;
-  IF holder IS NOT NULL THEN
-    IF was_created THEN
-      UPDATE {CLAIMS_TABLE} c SET created = true
-      WHERE c.flow_slug = p_slug AND c.revision = holder;
+  IF NOT p_retire THEN
+    DELETE FROM {CLAIMS_TABLE} c WHERE c.flow_slug = p_slug AND c.revision = c_revision
+    RETURNING c.created INTO was_created;
+    IF NOT FOUND THEN
+      RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+        || 'revision ' || c_revision || ' has no record of creating it';
+      RETURN;
     END IF;
-    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
-      || 'revision ' || holder || ' still creates it';
-    RETURN;
-  END IF;
-  IF NOT was_created THEN
-    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
-      || 'it existed before revision ' || c_revision;
-    RETURN;
+    SELECT c.revision INTO holder FROM {CLAIMS_TABLE} c
+    WHERE c.flow_slug = p_slug
+    ORDER BY c.claimed_at, c.revision
+    LIMIT 1;
+    IF holder IS NOT NULL THEN
+      IF was_created THEN
+        UPDATE {CLAIMS_TABLE} c SET created = true
+        WHERE c.flow_slug = p_slug AND c.revision = holder;
+      END IF;
+      RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+        || 'revision ' || holder || ' still creates it';
+      RETURN;
+    END IF;
+    IF NOT was_created THEN
+      RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+        || 'it existed before revision ' || c_revision;
+      RETURN;
+    END IF;
   END IF;
   IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
     RETURN;
@@ -380,9 +387,10 @@ END
 $pgflow$"""
 
 
-def removal_sql(slug: str) -> str:
-    """The remover's call for one flow."""
-    return f"SELECT {REMOVER_FUNCTION}({quote_text(slug)})"
+def removal_sql(slug: str, *, retire: bool = False) -> str:
+    """The remover's call for one flow (``retire``: whoever created it)."""
+    suffix = ", true" if retire else ""
+    return f"SELECT {REMOVER_FUNCTION}({quote_text(slug)}{suffix})"
 
 
 def options_update_statements(slug: str, changes: Sequence[OptionChange]) -> list[str]:
