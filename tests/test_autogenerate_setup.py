@@ -171,11 +171,24 @@ def test_settings_from_context_configure(alembic_project: AlembicProject) -> Non
     alembic_project.write_flows(
         "from alembic_pgflow import Flow\nf = Flow('from_configure').step('a')\n"
     )
-    result = alembic_project.alembic("revision", "--autogenerate")
-    assert "unknown setting 'pgflow_modles' passed to context.configure()" in result.stderr
-    assert "create_flow('from_configure')" in function_body(
-        alembic_project.revisions()[-1], "upgrade"
+    output = failed(alembic_project, "revision", "--autogenerate")
+    assert output.startswith(
+        "FAILED: unknown setting 'pgflow_modles' in context.configure(); did you mean "
+        "'pgflow_modules'? alembic-pgflow reads pgflow_modules,"
     )
+    env.write_text(env.read_text().replace(", pgflow_modles=1", ""))
+    assert "create_flow('from_configure')" in function_body(
+        alembic_project.autogenerate(), "upgrade"
+    )
+
+
+def test_a_misspelled_setting_in_alembic_ini_is_an_error(alembic_project: AlembicProject) -> None:
+    alembic_project.set_option("pgflow_modules", None)
+    alembic_project.set_option("pgflow_module", "flows_app.flows")
+    alembic_project.write_flows("from alembic_pgflow import Flow\nf = Flow('f').step('a')\n")
+    output = failed(alembic_project, "check")
+    assert output.startswith("FAILED: unknown setting 'pgflow_module' in [alembic] of ")
+    assert "did you mean 'pgflow_modules'?" in output
 
 
 @pytest.mark.skipif(ALEMBIC_VERSION < (1, 16), reason="pyproject.toml settings need Alembic 1.16")

@@ -19,6 +19,7 @@ import sqlalchemy
 from alembic.config import Config
 from alembic.util import CommandError
 
+from alembic_pgflow.cli.doctor import Level, examine
 from alembic_pgflow.comparison.status import FlowComparison, FlowStatus, compare
 from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
 from alembic_pgflow.database.dev_schema import DEV_SCHEMA_RELEASE, dev_schema_sql
@@ -258,6 +259,20 @@ def _diff_lines(comparison: FlowComparison) -> Iterator[str]:
     yield from (f"- {change}" for change in comparison.option_changes)
     if comparison.status is FlowStatus.STRUCTURE_CHANGED:
         yield "a structure cannot change under its slug: give the new structure a new slug"
+
+
+@main.command()
+@click.pass_context
+@user_errors
+def doctor(context: click.Context) -> None:
+    """Check the project's set-up, from env.py to the database, and say what to fix; exit 1 if
+    anything must be fixed."""
+    failed = False
+    for finding in examine(_config(context)):
+        click.echo(f"{finding.level.value:<4}  {finding.text}")
+        failed = failed or finding.level is Level.FAIL
+    if failed:
+        sys.exit(EXIT_DIFFERENT)
 
 
 @main.group()

@@ -57,9 +57,10 @@ def prepend_sys_path(config: Config) -> None:
         sys.path[:0] = [os.path.abspath(p) for p in paths]
 
 
-def project_settings(config: Config) -> PgflowSettings:
-    """The project's settings; an error if ``pgflow_modules`` is not set."""
-    settings = read_config_settings(config)
+def project_settings(config: Config, *, strict: bool = True) -> PgflowSettings:
+    """The project's settings; an error if ``pgflow_modules`` is not set (and, when
+    ``strict``, if a ``pgflow_*`` setting is unknown)."""
+    settings = read_config_settings(config, strict=strict)
     if settings is None:
         raise PgflowConfigurationError(
             "pgflow_modules is not set: add 'pgflow_modules = myapp.flows' to the [alembic] "
@@ -73,9 +74,9 @@ def project_flows(config: Config) -> dict[str, DiscoveredFlow]:
     return project_discovery(config).flows
 
 
-def project_discovery(config: Config) -> Discovery:
+def project_discovery(config: Config, *, strict: bool = True) -> Discovery:
     """The flows and retired slugs of the configured modules."""
-    settings = project_settings(config)
+    settings = project_settings(config, strict=strict)
     prepend_sys_path(config)
     return discover(settings.modules)
 

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import logging
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,8 +17,6 @@ from alembic.config import Config
 
 from alembic_pgflow.errors import PgflowConfigurationError
 
-log = logging.getLogger("alembic.alembic_pgflow")
-
 OptionsChanges = Literal["update", "error"]
 RevisionStyle = Literal["statements", "block"]
 SETTING_NAMES = (
@@ -27,6 +25,8 @@ SETTING_NAMES = (
     "pgflow_max_new_flows_per_revision",
     "pgflow_revision_style",
 )
+PROJECT_SETTING_NAMES = ("pgflow_embedded_pgdata",)
+"""Settings of the project (read by the CLI and env.py helpers), not of autogenerate."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,13 @@ class PgflowSettings:
     derive a limit from the server's lock table where pgmq queues are created."""
 
 
-def read_settings(opts: Mapping[str, Any], config: Config | None) -> PgflowSettings | None:
-    """Settings from ``context.configure`` keywords, then the config; ``None`` if not set up."""
-    _warn_unknown(opts)
+def read_settings(
+    opts: Mapping[str, Any], config: Config | None, *, strict: bool = True
+) -> PgflowSettings | None:
+    """Settings from ``context.configure`` keywords, then the config; ``None`` if not set up.
+    ``strict``: an unknown ``pgflow_*`` setting is an error (see :func:`unknown_settings`)."""
+    if strict:
+        _refuse_unknown(opts, config)
     modules = _modules(_setting("pgflow_modules", opts, config))
     if not modules:
         return None
@@ -87,9 +91,9 @@ def _count(name: str, value: Any) -> int | None:
     return number
 
 
-def read_config_settings(config: Config) -> PgflowSettings | None:
+def read_config_settings(config: Config, *, strict: bool = True) -> PgflowSettings | None:
     """Settings from ``alembic.ini`` / ``pyproject.toml`` alone (for the CLI)."""
-    return read_settings({}, config)
+    return read_settings({}, config, strict=strict)
 
 
 def _setting(name: str, opts: Mapping[str, Any], config: Config | None) -> Any:
@@ -117,11 +121,31 @@ def _modules(value: Any) -> tuple[str, ...]:
     return modules
 
 
-def _warn_unknown(opts: Mapping[str, Any]) -> None:
-    for key in opts:
-        if key.startswith("pgflow") and key not in SETTING_NAMES:
-            log.warning(
-                "unknown setting %r passed to context.configure(); alembic-pgflow reads %s",
-                key,
-                ", ".join(SETTING_NAMES),
+def unknown_settings(opts: Mapping[str, Any], config: Config | None) -> list[str]:
+    """A message for each ``pgflow_*`` name that alembic-pgflow does not read, wherever it is
+    set, with the closest known name: a misspelled setting must never be silently ignored."""
+    known = (*SETTING_NAMES, *PROJECT_SETTING_NAMES)
+    places: list[tuple[str, str]] = [(key, "context.configure()") for key in opts]
+    if config is not None:
+        section = config.config_ini_section
+        if config.file_config.has_section(section):
+            name = config.config_file_name or "alembic.ini"
+            places += [(key, f"[{section}] of {name}") for key in config.file_config[section]]
+        toml = getattr(config, "toml_alembic_config", None) or {}
+        places += [(key, "[tool.alembic] of pyproject.toml") for key in toml]
+    messages = []
+    for key, where in places:
+        if key.startswith("pgflow") and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            messages.append(
+                f"unknown setting {key!r} in {where}; {hint}alembic-pgflow reads "
+                + ", ".join(known)
             )
+    return messages
+
+
+def _refuse_unknown(opts: Mapping[str, Any], config: Config | None) -> None:
+    messages = unknown_settings(opts, config)
+    if messages:
+        raise PgflowConfigurationError("\n".join(messages))
