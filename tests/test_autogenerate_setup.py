@@ -227,3 +227,39 @@ def test_bad_new_flow_limit_setting(alembic_project: AlembicProject) -> None:
         output
         == "FAILED: pgflow_max_new_flows_per_revision must be a whole number >= 0, got 'many'\n"
     )
+
+
+def test_autogenerate_logs_each_flow_decision(alembic_project: AlembicProject) -> None:
+    alembic_project.write_flows("from alembic_pgflow import Flow\nf = Flow('logged').step('a')\n")
+    created = alembic_project.alembic("revision", "--autogenerate", "-m", "one")
+    assert "Detected new pgflow flow 'logged'" in created.stderr
+    alembic_project.alembic("upgrade", "head")
+    alembic_project.write_flows(
+        "from alembic_pgflow import Flow\nf = Flow('logged', timeout=7).step('a')\n"
+    )
+    tuned = alembic_project.alembic("revision", "--autogenerate", "-m", "two")
+    assert "Detected option change of pgflow flow 'logged': flow: timeout 60 -> 7" in tuned.stderr
+
+
+@pytest.mark.skipif(ALEMBIC_VERSION < (1, 16), reason="pyproject.toml settings need Alembic 1.16")
+def test_the_cli_takes_prepend_sys_path_from_pyproject(alembic_project: AlembicProject) -> None:
+    alembic_project.set_option("prepend_sys_path", None)
+    alembic_project.set_option("pgflow_modules", None)
+    alembic_project.write(
+        "pyproject.toml",
+        '[tool.alembic]\nprepend_sys_path = ["src"]\npgflow_modules = ["elsewhere"]\n',
+    )
+    alembic_project.write(
+        "src/elsewhere.py", "from alembic_pgflow import Flow\nf = Flow('from_src').step('a')\n"
+    )
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "alembic_pgflow", "show"],
+        cwd=alembic_project.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.stdout == "from_src  elsewhere:f\n", shown.stderr
