@@ -73,3 +73,7 @@ class PgflowInstallError(PgflowCommandError):
 
 class StoredFlowError(PgflowCommandError):
     """A flow stored in the database breaks pgflow's invariants or cannot be read."""
+
+
+class DevSyncRefusedError(PgflowCommandError):
+    """``dev sync`` must not touch this database or this flow; the message says why."""

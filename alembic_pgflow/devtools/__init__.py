@@ -1,0 +1,1 @@
+"""Development tools: the instant sync loop and the flow playground (never for production)."""
