@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,7 @@ from alembic_pgflow.cli.common import (
 )
 from alembic_pgflow.cli.dev import dev
 from alembic_pgflow.cli.doctor import Level, examine
+from alembic_pgflow.cli.playground import playground
 from alembic_pgflow.comparison.status import FlowComparison, FlowStatus, compare
 from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
 from alembic_pgflow.definition.compiler import compile_flow
@@ -78,11 +80,18 @@ def compile_command(context: click.Context, slugs: tuple[str, ...], target: str)
     click.echo("\n\n".join(blocks))
 
 
+def _svg(data: dict[str, Any]) -> str:
+    from alembic_pgflow.devtools.graph import flow_svg
+
+    return flow_svg(data)
+
+
 VIEWS: dict[str, Callable[[dict[str, Any]], str]] = {
     "text": flow_text,
     "json": flow_json,
     "mermaid": flow_mermaid,
     "dot": flow_dot,
+    "svg": _svg,
 }
 
 
@@ -95,9 +104,15 @@ VIEWS: dict[str, Callable[[dict[str, Any]], str]] = {
     default="text",
     show_default=True,
 )
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file instead of stdout (only once the view is complete).",
+)
 @click.pass_context
 @user_errors
-def show(context: click.Context, slug: str | None, output_format: str) -> None:
+def show(context: click.Context, slug: str | None, output_format: str, output: Path | None) -> None:
     """Show a flow: steps, dependencies, options, checksums, or its DAG. Without SLUG, list the
     flows in code. A flow only in the database is read from there."""
     config = config_of(context)
@@ -117,7 +132,11 @@ def show(context: click.Context, slug: str | None, output_format: str) -> None:
             known = ", ".join(flows) or "none"
             raise UserError(f"no flow {slug!r} in code or in the database (flows in code: {known})")
         data = stored_data(stored.shape)
-    click.echo(VIEWS[output_format](data))
+    text = VIEWS[output_format](data)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n", "utf-8")
 
 
 @main.command()
@@ -258,3 +277,4 @@ def run(argv: list[str] | None = None) -> Any:
 
 
 main.add_command(dev)
+main.add_command(playground)
