@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 # Importing these registers the autogenerate comparator and the renderers with Alembic.
 from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow, read_catalog
 from alembic_pgflow.definition.compiler import compile_flow
+from alembic_pgflow.definition.context import TaskContext
 from alembic_pgflow.definition.dsl import Flow, FlowOptions, StepDefinition, StepOptions
 from alembic_pgflow.definition.releases import Feature, PgflowRelease
 from alembic_pgflow.definition.retired import RetiredFlow
@@ -50,6 +51,7 @@ __all__ = [
     "StepDefinition",
     "StepOptions",
     "StoredFlow",
+    "TaskContext",
     "UnsupportedFeatureError",
     "compile_flow",
     "options_checksum",

@@ -26,6 +26,7 @@ from alembic_pgflow.cli.common import (
 from alembic_pgflow.cli.dev import dev
 from alembic_pgflow.cli.doctor import Level, examine
 from alembic_pgflow.cli.playground import playground
+from alembic_pgflow.cli.worker import run_command, worker
 from alembic_pgflow.comparison.status import FlowComparison, FlowStatus, compare
 from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
 from alembic_pgflow.definition.compiler import compile_flow
@@ -278,3 +279,5 @@ def run(argv: list[str] | None = None) -> Any:
 
 main.add_command(dev)
 main.add_command(playground)
+main.add_command(worker)
+main.add_command(run_command)

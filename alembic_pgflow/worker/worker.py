@@ -1,0 +1,308 @@
+"""A Python worker for pgflow: it runs the handlers of flows defined with alembic-pgflow.
+
+It never creates or changes definitions (migrations do): before polling, every flow it serves
+must be in the database with the structure it has in code, and every step must have a
+handler. Then one thread per flow polls the flow's queue for as many tasks as there are free
+slots, and a pool of ``concurrency`` threads runs the handlers (``async`` ones in an event
+loop of their own). Several workers, on several machines, share a queue safely: pgmq's
+visibility timeout and ``pgflow.start_tasks`` decide who gets a task, and a task whose worker
+died comes back after its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from alembic_pgflow.comparison.status import FlowStatus, compare
+from alembic_pgflow.database.catalog import read_catalog
+from alembic_pgflow.definition.context import TaskContext
+from alembic_pgflow.definition.discovery import DiscoveredFlow
+from alembic_pgflow.definition.dsl import Flow
+from alembic_pgflow.errors import PgflowCommandError
+from alembic_pgflow.worker import protocol
+from alembic_pgflow.worker.protocol import Runtime, Task
+
+log = logging.getLogger("alembic_pgflow.worker")
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class WorkerRefusedError(PgflowCommandError):
+    """The worker must not start: a flow is missing, differs, or lacks handlers."""
+
+
+@dataclass
+class WorkerSummary:
+    """What a worker did."""
+
+    completed: int = 0
+    failed: int = 0
+    by_step: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """Runs the handlers of ``flows`` against the database at ``conninfo`` (a libpq string)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        flows: Sequence[Flow],
+        *,
+        concurrency: int = 10,
+        poll_seconds: int = 1,
+        function_name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.conninfo = conninfo
+        self.flows = {flow.slug: flow for flow in flows}
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.function_name = function_name or f"alembic-pgflow@{socket.gethostname()}"
+        self.summary = WorkerSummary()
+        self._stop = threading.Event()
+        self._slots = threading.Semaphore(concurrency)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.conninfo, autocommit=True)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        connection: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = self._local.connection = self._connect()
+        return connection
+
+    def check(self) -> Runtime:
+        """Refuse to start unless every flow is in the database as in code, with a handler
+        for each step (the production-strict start-up check)."""
+        problems = []
+        for flow in self.flows.values():
+            missing = [step.slug for step in flow.steps if step.slug not in flow.handlers]
+            if missing:
+                problems.append(
+                    f"flow {flow.slug!r}: no handler for step(s) {', '.join(missing)} "
+                    "(handler= or @flow.handler)"
+                )
+            for step in flow.steps:
+                if step.slug in flow.handlers:
+                    self._handlers[flow.slug, step.slug] = flow.handlers[step.slug]
+        with self._connect() as connection:
+            catalog = read_catalog(connection)
+            runtime = Runtime.detect(connection)
+        code = {slug: DiscoveredFlow(flow, slug) for slug, flow in self.flows.items()}
+        for comparison in compare(code, catalog):
+            if comparison.code is None:
+                continue
+            if comparison.status is FlowStatus.NEW:
+                problems.append(
+                    f"flow {comparison.slug!r} is not in the database: generate its revision "
+                    "(alembic revision --autogenerate) and run alembic upgrade head"
+                )
+            elif comparison.status not in {FlowStatus.IN_SYNC, FlowStatus.OPTIONS_CHANGED}:
+                details = "; ".join([*comparison.problems, *comparison.structure_differences][:3])
+                problems.append(
+                    f"flow {comparison.slug!r} is {comparison.status.value} ({details}): run "
+                    "alembic upgrade head with the revision for this code, or deploy the code "
+                    "that matches the database"
+                )
+        if problems:
+            raise WorkerRefusedError(
+                "the worker does not start:\n" + "\n".join(f"  {p}" for p in problems)
+            )
+        return runtime
+
+    def run(self) -> WorkerSummary:
+        """Check, register, then poll and run tasks until :meth:`stop`; finish in-flight
+        tasks (see :meth:`stop`) and mark the workers stopped."""
+        runtime = self.check()
+        with self._connect() as connection:
+            worker_ids = {
+                slug: protocol.register(connection, runtime.queue_of(slug), self.function_name)
+                for slug in self.flows
+            }
+        log.info(
+            "pgflow worker serving %s with %d slot(s)", ", ".join(self.flows), self.concurrency
+        )
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pgflow-task")
+        pollers = [
+            threading.Thread(
+                target=self._poll, args=(runtime, slug, worker_ids[slug], pool), daemon=True
+            )
+            for slug in self.flows
+        ]
+        beat = threading.Thread(target=self._heartbeat, args=(runtime, list(worker_ids.values())))
+        beat.daemon = True
+        for thread in [*pollers, beat]:
+            thread.start()
+        try:
+            self._stop.wait()
+        finally:
+            self._stop.set()
+            for thread in pollers:
+                thread.join()
+            self._drain(pool)
+            with self._connect() as connection:
+                protocol.mark_stopped(connection, runtime, list(worker_ids.values()))
+            log.info(
+                "pgflow worker stopped: %d task(s) completed, %d failed",
+                self.summary.completed,
+                self.summary.failed,
+            )
+        return self.summary
+
+    def stop(self, deadline: float = 30.0) -> None:
+        """Stop polling; tasks in flight get ``deadline`` seconds to finish (later ones come
+        back to another worker after their visibility timeout)."""
+        self._deadline = deadline
+        self._stop.set()
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        deadline = time.monotonic() + getattr(self, "_deadline", 30.0)
+        acquired = 0
+        while acquired < self.concurrency and time.monotonic() < deadline:
+            if self._slots.acquire(timeout=0.1):
+                acquired += 1
+        pool.shutdown(wait=acquired == self.concurrency, cancel_futures=True)
+
+    def _heartbeat(self, runtime: Runtime, worker_ids: list[str]) -> None:
+        with self._connect() as connection:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    requeued = protocol.heartbeat(connection, runtime, worker_ids)
+                except psycopg.Error as error:
+                    log.warning("heartbeat failed: %s", error)
+                    continue
+                if requeued:
+                    log.info("pgflow requeued %d stalled task(s) of dead workers", requeued)
+
+    def _poll(self, runtime: Runtime, slug: str, worker_id: str, pool: ThreadPoolExecutor) -> None:
+        with self._connect() as connection:
+            while not self._stop.is_set():
+                free = 0
+                while free < self.concurrency and (
+                    self._slots.acquire(timeout=0.2)
+                    if free == 0
+                    else self._slots.acquire(blocking=False)
+                ):
+                    free += 1
+                if free == 0:
+                    continue
+                try:
+                    tasks = protocol.read_and_start(
+                        connection,
+                        runtime,
+                        slug,
+                        worker_id,
+                        quantity=free,
+                        poll_seconds=self.poll_seconds,
+                    )
+                except psycopg.Error as error:
+                    log.warning("polling flow %r failed: %s", slug, error)
+                    tasks = []
+                    self._stop.wait(1)
+                for _ in range(free - len(tasks)):
+                    self._slots.release()
+                for task in tasks:
+                    pool.submit(self._execute, task)
+
+    def _execute(self, task: Task) -> None:
+        started = time.monotonic()
+        try:
+            handler = self._handlers[task.flow_slug, task.step_slug]
+            context = TaskContext(
+                task.flow_slug, task.run_id, task.step_slug, task.task_index, task.attempt
+            )
+            try:
+                output = _call(handler, task.input, context)
+                text = _json(output, task)
+            except Exception as error:
+                message = f"{type(error).__name__}: {error}"
+                protocol.fail(self._connection(), task, message)
+                self._count(task, ok=False)
+                log.info(
+                    "%s/%s[%d] failed (attempt %d) in %.3fs: %s",
+                    task.flow_slug,
+                    task.step_slug,
+                    task.task_index,
+                    task.attempt,
+                    time.monotonic() - started,
+                    message,
+                )
+                return
+            protocol.complete(self._connection(), task, text)
+            self._count(task, ok=True)
+            log.info(
+                "%s/%s[%d] completed in %.3fs",
+                task.flow_slug,
+                task.step_slug,
+                task.task_index,
+                time.monotonic() - started,
+            )
+        except psycopg.Error as error:
+            # The message comes back after its visibility timeout; pgflow retries it then.
+            log.warning(
+                "%s/%s: reporting to pgflow failed: %s", task.flow_slug, task.step_slug, error
+            )
+        finally:
+            self._slots.release()
+
+    def _count(self, task: Task, *, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.summary.completed += 1
+            else:
+                self.summary.failed += 1
+            key = f"{task.flow_slug}/{task.step_slug}"
+            self.summary.by_step[key] = self.summary.by_step.get(key, 0) + 1
+
+
+def _call(handler: Callable[..., Any], value: Any, context: TaskContext) -> Any:
+    takes_context = len(inspect.signature(handler).parameters) >= 2
+    arguments = (value, context) if takes_context else (value,)
+    result = handler(*arguments)
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _json(output: Any, task: Task) -> str:
+    try:
+        return protocol.dumps(output)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"the handler of flow {task.flow_slug!r}, step {task.step_slug!r} returned "
+            f"{type(output).__name__}, which is not JSON ({error})"
+        ) from error
+
+
+def flows_to_serve(found: Mapping[str, DiscoveredFlow], slugs: Sequence[str]) -> list[Flow]:
+    """The flows a worker serves: the slugs named, or every flow with handlers."""
+    if slugs:
+        unknown = [slug for slug in slugs if slug not in found]
+        if unknown:
+            raise WorkerRefusedError(
+                f"no flow {unknown[0]!r} in pgflow_modules (flows: {', '.join(found) or 'none'})"
+            )
+        return [found[slug].flow for slug in slugs]
+    chosen = [item.flow for item in found.values() if item.flow.handlers]
+    if not chosen:
+        raise WorkerRefusedError("no flow in pgflow_modules has handlers to run")
+    return chosen
