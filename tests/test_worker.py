@@ -3,6 +3,7 @@ several workers on one queue, a killed worker, a graceful stop, and the start-up
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -306,3 +307,62 @@ def test_run_wait_prints_the_output(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].endswith(": completed")
     assert '"s": "done"' in result.stdout
+
+
+def slow_first_time(value: Any, context: TaskContext) -> str:
+    if context.attempt == 1:
+        time.sleep(3.5)
+    return f"attempt {context.attempt}"
+
+
+async def hangs(value: Any) -> None:
+    await asyncio.sleep(60)
+
+
+def test_a_handler_past_its_timeout_fails_and_pgflow_retries(
+    postgresql: psycopg.Connection,
+) -> None:
+    overrun = Flow("overrun", timeout=3, max_attempts=2, base_delay=1).step(
+        "s", handler=slow_first_time
+    )
+    hanging = Flow("hanging", timeout=3, max_attempts=1).step("s", handler=hangs)
+    migrate(postgresql, overrun, hanging)
+    dsn = postgresql.info.dsn
+    with serving(dsn, overrun, hanging):
+        first = start_run(dsn, "overrun", {})
+        second = start_run(dsn, "hanging", {})
+        results = [wait_for_run(dsn, run_id, timeout=40) for run_id in (first, second)]
+    assert results[0].status == "completed"
+    assert results[0].output == {"s": "attempt 2"}
+    assert results[1].status == "failed"
+    postgresql.rollback()
+    (message,) = postgresql.execute(
+        "SELECT error_message FROM pgflow.step_tasks WHERE flow_slug = 'hanging'"
+    ).fetchone() or ("",)
+    assert message == "TimeoutError: the handler passed the step's timeout of 3 s"
+
+
+@pytest.mark.needs("conditions")
+def test_a_condition_skips_a_step(postgresql: psycopg.Connection) -> None:
+    gated = (
+        Flow("gated")
+        .step("always", handler=lambda value: "ran")
+        .step(
+            "only_when_asked",
+            handler=lambda value: "asked",
+            required_input_pattern={"run": {"publish": True}},
+            when_unmet="skip",
+        )
+    )
+    migrate(postgresql, gated)
+    dsn = postgresql.info.dsn
+    with serving(dsn, gated):
+        skipped = start_run(dsn, "gated", {"publish": False})
+        asked = start_run(dsn, "gated", {"publish": True})
+        results = [wait_for_run(dsn, run_id, timeout=30) for run_id in (skipped, asked)]
+    assert [r.status for r in results] == ["completed", "completed"]
+    postgresql.rollback()
+    states = postgresql.execute(
+        "SELECT run_id::text, status FROM pgflow.step_states WHERE step_slug = 'only_when_asked'"
+    ).fetchall()
+    assert dict(states) == {skipped: "skipped", asked: "completed"}

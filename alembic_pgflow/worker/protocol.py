@@ -37,7 +37,7 @@ class Task:
     input: Any
     msg_id: int
     attempt: int
-    """How often the task's message was read: 1 on the first try."""
+    """pgflow's count of starts of this task: 1 on the first try."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,14 @@ def read_and_start(
     """Wait up to ``poll_seconds`` for messages on the flow's queue, then claim them."""
     queue = runtime.queue_of(flow_slug)
     messages = connection.execute(
-        "SELECT msg_id, read_ct FROM pgmq.read_with_poll(queue_name => %s, vt => %s, qty => %s,"
+        "SELECT msg_id FROM pgmq.read_with_poll(queue_name => %s, vt => %s, qty => %s,"
         " max_poll_seconds => %s, poll_interval_ms => 100)",
         (queue, VISIBILITY_SECONDS, quantity, poll_seconds),
     ).fetchall()
     if not messages:
         return []
-    reads = {int(msg_id): int(read_ct) for msg_id, read_ct in messages}
-    arguments: tuple[Any, ...] = (flow_slug, list(reads), worker_id)
+    msg_ids = [int(msg_id) for (msg_id,) in messages]
+    arguments: tuple[Any, ...] = (flow_slug, msg_ids, worker_id)
     call = "pgflow.start_tasks(flow_slug => %s, msg_ids => %s::bigint[], worker_id => %s::uuid"
     if runtime.lower_case_queues:
         call += ", queue_name => %s"
@@ -135,18 +135,33 @@ def read_and_start(
         f"SELECT flow_slug, run_id::text, step_slug, input, msg_id, task_index FROM {call})",
         arguments,
     ).fetchall()
-    return [
-        Task(
-            flow_slug=row[0],
-            run_id=row[1],
-            step_slug=row[2],
-            input=row[3],
-            msg_id=int(row[4]),
-            task_index=0 if row[5] is None else int(row[5]),
-            attempt=reads.get(int(row[4]), 1),
+    if not rows:
+        return []
+    # The attempt is pgflow's own count, which start_tasks has just raised (a message's read
+    # count also grows with reads that start nothing, after its visibility ran out).
+    attempts = {
+        (run_id, step_slug, task_index): int(count)
+        for run_id, step_slug, task_index, count in connection.execute(
+            "SELECT t.run_id::text, t.step_slug, t.task_index, t.attempts_count"
+            " FROM pgflow.step_tasks t WHERE t.flow_slug = %s AND t.message_id = ANY(%s)",
+            (flow_slug, [int(row[4]) for row in rows]),
+        ).fetchall()
+    }
+    tasks = []
+    for row in rows:
+        index = 0 if row[5] is None else int(row[5])
+        tasks.append(
+            Task(
+                flow_slug=row[0],
+                run_id=row[1],
+                step_slug=row[2],
+                input=row[3],
+                msg_id=int(row[4]),
+                task_index=index,
+                attempt=attempts.get((row[1], row[2], index), 1),
+            )
         )
-        for row in rows
-    ]
+    return tasks
 
 
 def complete(connection: Connection[Any], task: Task, output_json: str) -> None:

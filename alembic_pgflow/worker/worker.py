@@ -36,6 +36,8 @@ from alembic_pgflow.worker.protocol import Runtime, Task
 log = logging.getLogger("alembic_pgflow.worker")
 
 HEARTBEAT_SECONDS = 5.0
+DEFAULT_TIMEOUT_SECONDS = 60.0
+"""pgflow's timeout for a flow created without one (``create_flow``'s default)."""
 
 
 class WorkerRefusedError(PgflowCommandError):
@@ -76,6 +78,13 @@ class Worker:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._timeouts = {
+            (flow.slug, step.slug): float(
+                step.options.timeout or flow.options.timeout or DEFAULT_TIMEOUT_SECONDS
+            )
+            for flow in flows
+            for step in flow.steps
+        }
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, autocommit=True)
@@ -227,7 +236,16 @@ class Worker:
                 task.flow_slug, task.run_id, task.step_slug, task.task_index, task.attempt
             )
             try:
-                output = _call(handler, task.input, context)
+                timeout = self._timeouts[task.flow_slug, task.step_slug]
+                output = _call(handler, task.input, context, timeout)
+                elapsed = time.monotonic() - started
+                if elapsed > timeout:
+                    # pgflow has made the message visible again by now: never report an
+                    # overrun as done; fail it, and pgflow retries it by its own rules.
+                    raise TimeoutError(  # noqa: TRY301
+                        f"the handler took {elapsed:.1f} s, past the step's timeout of "
+                        f"{timeout:g} s"
+                    )
                 text = _json(output, task)
             except Exception as error:
                 message = f"{type(error).__name__}: {error}"
@@ -270,17 +288,21 @@ class Worker:
             self.summary.by_step[key] = self.summary.by_step.get(key, 0) + 1
 
 
-def _call(handler: Callable[..., Any], value: Any, context: TaskContext) -> Any:
+def _call(handler: Callable[..., Any], value: Any, context: TaskContext, timeout: float) -> Any:
+    """Run a plain or async handler; an async one is cancelled at the step's timeout."""
     takes_context = len(inspect.signature(handler).parameters) >= 2
     arguments = (value, context) if takes_context else (value,)
     result = handler(*arguments)
     if inspect.isawaitable(result):
-        return asyncio.run(_await(result))
+        return asyncio.run(_await(result, timeout))
     return result
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+async def _await(awaitable: Any, timeout: float) -> Any:
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise TimeoutError(f"the handler passed the step's timeout of {timeout:g} s") from None
 
 
 def _json(output: Any, task: Task) -> str:
