@@ -36,6 +36,8 @@ from alembic_pgflow.worker.protocol import Runtime, Task
 log = logging.getLogger("alembic_pgflow.worker")
 
 HEARTBEAT_SECONDS = 5.0
+BATCH_WAIT_SECONDS = 0.005
+"""How long a poller waits for more free slots once one is free, to read in batches."""
 DEFAULT_TIMEOUT_SECONDS = 60.0
 """pgflow's timeout for a flow created without one (``create_flow``'s default)."""
 
@@ -201,13 +203,7 @@ class Worker:
     def _poll(self, runtime: Runtime, slug: str, worker_id: str, pool: ThreadPoolExecutor) -> None:
         with self._connect() as connection:
             while not self._stop.is_set():
-                free = 0
-                while free < self.concurrency and (
-                    self._slots.acquire(timeout=0.2)
-                    if free == 0
-                    else self._slots.acquire(blocking=False)
-                ):
-                    free += 1
+                free = self._free_slots()
                 if free == 0:
                     continue
                 try:
@@ -227,6 +223,20 @@ class Worker:
                     self._slots.release()
                 for task in tasks:
                     pool.submit(self._execute, task)
+
+    def _free_slots(self) -> int:
+        """Wait for a free slot, then take the others that free up within a few
+        milliseconds, so that reads fetch tasks in batches rather than one by one."""
+        if not self._slots.acquire(timeout=0.2):
+            return 0
+        free = 1
+        deadline = time.monotonic() + BATCH_WAIT_SECONDS
+        while free < self.concurrency:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._slots.acquire(timeout=remaining):
+                break
+            free += 1
+        return free
 
     def _execute(self, task: Task) -> None:
         started = time.monotonic()

