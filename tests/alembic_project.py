@@ -79,6 +79,20 @@ class AlembicProject:
             )
         return result
 
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``alembic-pgflow ARGS`` in the project, with no terminal (as in scripts)."""
+        return subprocess.run(
+            [sys.executable, "-m", "alembic_pgflow", *args],
+            cwd=self.root,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
     def revisions(self) -> list[Path]:
         """Revision files, oldest first by modification order of creation."""
         versions = self.root / "migrations" / "versions"

@@ -27,14 +27,7 @@ refunds = Flow('refunds').step('check')
 
 
 def sync(project: AlembicProject, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic_pgflow", "dev", "sync", *args],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return project.cli("dev", "sync", *args)
 
 
 @pytest.mark.parametrize(

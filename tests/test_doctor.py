@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -16,13 +15,7 @@ FLOWS = "from alembic_pgflow import Flow\norders = Flow('orders').step('a')\n"
 
 
 def doctor(project: AlembicProject) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic_pgflow", "doctor"],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return project.cli("doctor")
 
 
 def lines(result: subprocess.CompletedProcess[str], level: str) -> list[str]:

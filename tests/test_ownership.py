@@ -233,14 +233,4 @@ def test_offline_revisions_record_claims_too(
 
 
 def alembic_project_status(project: AlembicProject) -> str:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "alembic_pgflow", "status"],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout
+    return project.cli("status").stdout

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -28,14 +26,7 @@ SHAPE = shape_of(Flow("orders", timeout=9).step("a").map("b", array="a", max_att
 
 
 def status(project: AlembicProject) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic_pgflow", "status"],
-        cwd=project.root,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return project.cli("status")
 
 
 @pytest.fixture

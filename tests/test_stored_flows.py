@@ -4,9 +4,7 @@ stored data Python cannot read plainly are reported by flow, never as "in sync" 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -25,14 +23,7 @@ join = Flow('joined').step('a').step('b').step('c', depends_on=['a', 'b'])
 
 
 def cli(project: AlembicProject, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic_pgflow", *args],
-        cwd=project.root,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return project.cli(*args)
 
 
 def test_a_corrupt_flow_fails_status_diff_and_check(

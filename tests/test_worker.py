@@ -350,7 +350,7 @@ def test_a_condition_skips_a_step(postgresql: psycopg.Connection) -> None:
         .step(
             "only_when_asked",
             handler=lambda value: "asked",
-            required_input_pattern={"run": {"publish": True}},
+            required_input_pattern={"publish": True},  # a root step: the run input
             when_unmet="skip",
         )
     )

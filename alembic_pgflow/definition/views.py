@@ -19,9 +19,13 @@ INPUT_NODE = "__input"
 
 def flow_data(flow: Flow, location: str | None = None) -> dict[str, Any]:
     """The flow as plain data: effective flow options, steps, checksums."""
-    shape = shape_of(flow)
+    steps = [_step_data(index, step) for index, step in enumerate(flow.steps)]
+    return _data(shape_of(flow), location, steps)
+
+
+def _data(shape: FlowShape, location: str | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "slug": flow.slug,
+        "slug": shape.slug,
         "location": location,
         "options": {
             "max_attempts": shape.options.max_attempts,
@@ -30,7 +34,7 @@ def flow_data(flow: Flow, location: str | None = None) -> dict[str, Any]:
         },
         "structure_checksum": shape.structure_checksum,
         "options_checksum": shape.options_checksum,
-        "steps": [_step_data(index, step) for index, step in enumerate(flow.steps)],
+        "steps": steps,
     }
 
 
@@ -76,18 +80,7 @@ def stored_data(shape: FlowShape, location: str | None = "in the database") -> d
                 "when_exhausted": step.when_exhausted,
             }
         )
-    return {
-        "slug": shape.slug,
-        "location": location,
-        "options": {
-            "max_attempts": shape.options.max_attempts,
-            "base_delay": shape.options.base_delay,
-            "timeout": shape.options.timeout,
-        },
-        "structure_checksum": shape.structure_checksum,
-        "options_checksum": shape.options_checksum,
-        "steps": steps,
-    }
+    return _data(shape, location, steps)
 
 
 def flow_json(data: dict[str, Any]) -> str:

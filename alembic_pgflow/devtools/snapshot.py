@@ -76,18 +76,12 @@ def _database(config: Config) -> tuple[str | None, PgflowCatalog | None, str | N
 
 def _code_flow(found: DiscoveredFlow, comparison: FlowComparison | None) -> dict[str, Any]:
     data = flow_data(found.flow, found.location)
-    effective = data["options"]
     for step in data["steps"]:
         handler = found.flow.handlers.get(step["slug"])
         step["handler"] = (
             None if handler is None else f"{handler.__module__}.{handler.__qualname__}"
         )
-        step["effective_options"] = {
-            "max_attempts": step["options"].get("max_attempts", effective["max_attempts"]),
-            "base_delay": step["options"].get("base_delay", effective["base_delay"]),
-            "timeout": step["options"].get("timeout", effective["timeout"]),
-            "start_delay": step["options"].get("start_delay", 0),
-        }
+        step["effective_options"] = _effective(step, data["options"])
     sql = {}
     for target in TARGETS:
         try:
@@ -101,13 +95,17 @@ def _stored_flow(shape: Any, comparison: FlowComparison | None) -> dict[str, Any
     data = stored_data(shape)
     for step in data["steps"]:
         step["handler"] = None
-        step["effective_options"] = {
-            "max_attempts": step["options"].get("max_attempts", data["options"]["max_attempts"]),
-            "base_delay": step["options"].get("base_delay", data["options"]["base_delay"]),
-            "timeout": step["options"].get("timeout", data["options"]["timeout"]),
-            "start_delay": step["options"].get("start_delay", 0),
-        }
+        step["effective_options"] = _effective(step, data["options"])
     return {**data, "in_code": False, "sql": {}, **_drawing(data), **_status(comparison)}
+
+
+def _effective(step: dict[str, Any], flow_options: dict[str, int]) -> dict[str, int]:
+    """A step's options as pgflow applies them: its own, else the flow's (start_delay: 0)."""
+    own = step["options"]
+    return {
+        **{name: own.get(name, value) for name, value in flow_options.items()},
+        "start_delay": own.get("start_delay", 0),
+    }
 
 
 def _drawing(data: dict[str, Any]) -> dict[str, Any]:

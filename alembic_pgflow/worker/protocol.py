@@ -38,6 +38,11 @@ class Task:
     msg_id: int
     attempt: int
     """pgflow's count of starts of this task: 1 on the first try."""
+    run_input: Any = None
+    """The run's input, where the release leaves it out of ``input`` (see :func:`step_input`)."""
+    input_has_run: bool = True
+    """Up to pgflow 0.11 a single step's input holds the run's input under ``"run"``; later
+    releases give only the dependencies' outputs and the run's input apart."""
 
 
 @dataclass(frozen=True)
@@ -131,12 +136,27 @@ def read_and_start(
     if runtime.lower_case_queues:
         call += ", queue_name => %s"
         arguments += (queue,)
-    rows = connection.execute(
-        f"SELECT flow_slug, run_id::text, step_slug, input, msg_id, task_index FROM {call})",
-        arguments,
-    ).fetchall()
-    if not rows:
+    # As JSON: the record's columns differ between releases (flow_input came with 0.12).
+    records = [
+        row[0] for row in connection.execute(f"SELECT to_jsonb(t) FROM {call}) t", arguments)
+    ]
+    if not records:
         return []
+    rows = [
+        (r["flow_slug"], r["run_id"], r["step_slug"], r["input"], r["msg_id"], r.get("task_index"))
+        for r in records
+    ]
+    separate = "flow_input" in records[0]
+    run_inputs: dict[str, Any] = {}
+    if separate:
+        missing = sorted({r["run_id"] for r in records if r.get("flow_input") is None})
+        if missing:
+            run_inputs = dict(
+                connection.execute(
+                    "SELECT run_id::text, input FROM pgflow.runs WHERE run_id = ANY(%s::uuid[])",
+                    (missing,),
+                ).fetchall()
+            )
     # The attempt is pgflow's own count, which start_tasks has just raised (a message's read
     # count also grows with reads that start nothing, after its visibility ran out).
     attempts = {
@@ -148,7 +168,7 @@ def read_and_start(
         ).fetchall()
     }
     tasks = []
-    for row in rows:
+    for record, row in zip(records, rows, strict=True):
         index = 0 if row[5] is None else int(row[5])
         tasks.append(
             Task(
@@ -159,9 +179,24 @@ def read_and_start(
                 msg_id=int(row[4]),
                 task_index=index,
                 attempt=attempts.get((row[1], row[2], index), 1),
+                run_input=(
+                    None
+                    if not separate
+                    else record.get("flow_input") or run_inputs.get(record["run_id"])
+                ),
+                input_has_run=not separate,
             )
         )
     return tasks
+
+
+def step_input(task: Task, is_map: bool) -> Any:
+    """The input a handler gets, the same on every release: a map task's array element; for
+    any other step, the run's input under ``"run"`` and each dependency's output under its
+    slug."""
+    if is_map or task.input_has_run:
+        return task.input
+    return {"run": task.run_input, **(task.input or {})}
 
 
 def complete(connection: Connection[Any], task: Task, output_json: str) -> None:

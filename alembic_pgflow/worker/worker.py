@@ -80,6 +80,12 @@ class Worker:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._maps = {
+            (flow.slug, step.slug)
+            for flow in flows
+            for step in flow.steps
+            if step.step_type == "map"
+        }
         self._timeouts = {
             (flow.slug, step.slug): float(
                 step.options.timeout or flow.options.timeout or DEFAULT_TIMEOUT_SECONDS
@@ -247,7 +253,8 @@ class Worker:
             )
             try:
                 timeout = self._timeouts[task.flow_slug, task.step_slug]
-                output = _call(handler, task.input, context, timeout)
+                value = protocol.step_input(task, (task.flow_slug, task.step_slug) in self._maps)
+                output = _call(handler, value, context, timeout)
                 elapsed = time.monotonic() - started
                 if elapsed > timeout:
                     # pgflow has made the message visible again by now: never report an
