@@ -197,7 +197,7 @@ BEGIN
 END
 $pgflow$""")
 # pgflow: the remover each removed flow calls (a temporary function, gone after the session)
-op.execute("""CREATE OR REPLACE FUNCTION pg_temp.alembic_pgflow_remove(p_slug text)
+op.execute("""CREATE OR REPLACE FUNCTION pg_temp.alembic_pgflow_remove(p_slug text, p_retire boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql AS $pgflow$
 DECLARE
   c_revision CONSTANT text := '1f0a2b3c4d5e';
@@ -210,35 +210,42 @@ DECLARE
 BEGIN
   PERFORM pg_advisory_xact_lock(1, hashtext(p_slug));
   PERFORM pg_advisory_xact_lock(1, hashtext(lower(p_slug)));
-  IF to_regclass('alembic_pgflow.flow_claims') IS NULL THEN
+  IF p_retire THEN
+    -- A retired flow goes whoever created it: its removal was asked for in code.
+    IF to_regclass('alembic_pgflow.flow_claims') IS NOT NULL THEN
+      DELETE FROM alembic_pgflow.flow_claims c WHERE c.flow_slug = p_slug;
+    END IF;
+  ELSIF to_regclass('alembic_pgflow.flow_claims') IS NULL THEN
     RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
       || 'no revision recorded creating it';
     RETURN;
   END IF;
-  DELETE FROM alembic_pgflow.flow_claims c WHERE c.flow_slug = p_slug AND c.revision = c_revision
-  RETURNING c.created INTO was_created;
-  IF NOT FOUND THEN
-    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
-      || 'revision ' || c_revision || ' has no record of creating it';
-    RETURN;
-  END IF;
-  SELECT c.revision INTO holder FROM alembic_pgflow.flow_claims c
-  WHERE c.flow_slug = p_slug
-  ORDER BY c.claimed_at, c.revision
-  LIMIT 1;
-  IF holder IS NOT NULL THEN
-    IF was_created THEN
-      UPDATE alembic_pgflow.flow_claims c SET created = true
-      WHERE c.flow_slug = p_slug AND c.revision = holder;
+  IF NOT p_retire THEN
+    DELETE FROM alembic_pgflow.flow_claims c WHERE c.flow_slug = p_slug AND c.revision = c_revision
+    RETURNING c.created INTO was_created;
+    IF NOT FOUND THEN
+      RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+        || 'revision ' || c_revision || ' has no record of creating it';
+      RETURN;
     END IF;
-    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
-      || 'revision ' || holder || ' still creates it';
-    RETURN;
-  END IF;
-  IF NOT was_created THEN
-    RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
-      || 'it existed before revision ' || c_revision;
-    RETURN;
+    SELECT c.revision INTO holder FROM alembic_pgflow.flow_claims c
+    WHERE c.flow_slug = p_slug
+    ORDER BY c.claimed_at, c.revision
+    LIMIT 1;
+    IF holder IS NOT NULL THEN
+      IF was_created THEN
+        UPDATE alembic_pgflow.flow_claims c SET created = true
+        WHERE c.flow_slug = p_slug AND c.revision = holder;
+      END IF;
+      RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+        || 'revision ' || holder || ' still creates it';
+      RETURN;
+    END IF;
+    IF NOT was_created THEN
+      RAISE NOTICE USING MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' left in place: '
+        || 'it existed before revision ' || c_revision;
+      RETURN;
+    END IF;
   END IF;
   IF NOT EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
     RETURN;

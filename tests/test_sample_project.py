@@ -78,7 +78,7 @@ def test_upgrade_check_downgrade(
 # The second sample revision tuned these options; the first was generated before that.
 TUNING = [
     ('Flow("analyze_website", max_attempts=5,', 'Flow("analyze_website", max_attempts=3,'),
-    ('depends_on=["website"], timeout=300)', 'depends_on=["website"], timeout=120)'),
+    ('depends_on=["website"], timeout=300,', 'depends_on=["website"], timeout=120,'),
 ]
 
 

@@ -28,6 +28,9 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+_DRIVERS = {"psycopg2", "asyncpg", "pg8000", "psycopg2cffi"}
+
+
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Turn the errors a user can act on into one line and exit code 2, never a traceback."""
 
@@ -37,6 +40,14 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except (CommandError, FlowDefinitionError, PgflowSchemaMissingError, ValueError) as error:
             raise UserError(str(error).split("\n")[0] + _more(error)) from error
+        except ModuleNotFoundError as error:
+            if error.name not in _DRIVERS:
+                raise
+            raise UserError(
+                f"the database URL needs the {error.name} driver, which is not installed: "
+                "write postgresql+psycopg://... (psycopg 3 comes with alembic-pgflow), or "
+                f"install {error.name}"
+            ) from error
         except sqlalchemy.exc.OperationalError as error:
             raise UserError(f"cannot connect to the database: {_reason(error)}") from error
         except sqlalchemy.exc.DBAPIError as error:
