@@ -190,8 +190,8 @@ def test_option_minimums_are_accepted() -> None:
 def test_start_delay_is_a_step_option_only() -> None:
     message = message_of(lambda: UntypedFlow("orders", start_delay=5))
     assert message == (
-        "flow 'orders', field 'start_delay': unknown keyword; accepted: max_attempts, "
-        "base_delay, timeout"
+        "flow 'orders', field 'start_delay': unknown keyword; start_delay is a step option "
+        "(give it to .step() or .map()); accepted: max_attempts, base_delay, timeout"
     )
 
 

@@ -318,6 +318,8 @@ def _reject_unknown(
         if name not in allowed.__annotations__:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            if step is None and name in StepOptionArgs.__annotations__:
+                hint = f"{name} is a step option (give it to .step() or .map()); "
             raise FlowDefinitionError(
                 f"unknown keyword; {hint}accepted: {', '.join(known)}",
                 flow=flow,
