@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -137,23 +138,28 @@ def test_the_page_draws_clicks_and_reloads(
         if os.environ.get("ALEMBIC_PGFLOW_UPDATE_SCREENSHOT"):
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-        # Editing a flow module updates the page by itself; a broken one shows its error.
-        flows = project / "shop" / "flows.py"
-        source = flows.read_text()
-        flows.write_text(
-            source.replace(
-                '.step("save_to_db", depends_on=["summary", "sentiment"])',
-                '.step("save_to_db", depends_on=["summary", "sentiment"])\n    .step("notify", depends_on=["save_to_db"])',
-            )
-        )
-        expect(page.locator("#step-notify")).to_have_count(1, timeout=90_000)
-        expect(page.locator("nav button.current")).to_contain_text("structure changed")
-        flows.write_text(source + "\nbroken = 1 / 0\n")
-        expect(page.locator("#error")).to_contain_text("ZeroDivisionError", timeout=90_000)
-        flows.write_text(source)
-        expect(page.locator("#error")).to_be_hidden(timeout=90_000)
-        expect(page.locator("#graph g.step")).to_have_count(4)
+        reloads_on_every_save(page, project)
         browser.close()
+
+
+def reloads_on_every_save(page: Any, project: Path) -> None:
+    """Editing a flow module updates the page by itself; a broken one shows its error."""
+    from playwright.sync_api import expect
+
+    flows = project / "shop" / "flows.py"
+    source = flows.read_text()
+    join = '.step("save_to_db", depends_on=["summary", "sentiment"], handler=save)'
+    assert join in source
+    flows.write_text(
+        source.replace(join, join + '\n    .step("notify", depends_on=["save_to_db"])')
+    )
+    expect(page.locator("#step-notify")).to_have_count(1, timeout=90_000)
+    expect(page.locator("nav button.current")).to_contain_text("structure changed")
+    flows.write_text(source + "\nbroken = 1 / 0\n")
+    expect(page.locator("#error")).to_contain_text("ZeroDivisionError", timeout=90_000)
+    flows.write_text(source)
+    expect(page.locator("#error")).to_be_hidden(timeout=90_000)
+    expect(page.locator("#graph g.step")).to_have_count(4)
 
 
 def test_show_writes_the_same_drawing_as_svg(
