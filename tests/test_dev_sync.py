@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -175,3 +176,23 @@ def test_watch_syncs_every_save_and_survives_a_broken_module(
         watcher.terminate()
         watcher.wait(timeout=10)
     assert sorted(read_catalog(postgresql).flows) == ["more", "orders", "refunds"]
+
+
+def test_dev_sync_on_the_sample_project(tmp_path: Path, database_url: str) -> None:
+    import shutil
+
+    from tests.alembic_project import ROOT
+
+    sample = tmp_path / "sample_project"
+    shutil.copytree(ROOT / "sample_project", sample, ignore=shutil.ignore_patterns(".pgdata"))
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic_pgflow", "dev", "sync"],
+        cwd=sample,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "create          analyze_website\ncreate          score_reviews\n"
