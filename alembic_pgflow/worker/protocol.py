@@ -136,20 +136,23 @@ def read_and_start(
     if runtime.lower_case_queues:
         call += ", queue_name => %s"
         arguments += (queue,)
-    # As JSON: the record's columns differ between releases (flow_input came with 0.12).
-    records = [
-        row[0] for row in connection.execute(f"SELECT to_jsonb(t) FROM {call}) t", arguments)
-    ]
+    # As JSON: the record's columns differ between releases (flow_input came with 0.12). The
+    # attempt is pgflow's own count, which start_tasks raises by one for each task it starts:
+    # this statement's snapshot was taken before start_tasks ran, so the joined row is the one
+    # before that update (a message's read count would not do: it also grows with reads that
+    # start nothing, after the visibility ran out).
+    records = connection.execute(
+        f"SELECT to_jsonb(t), s.attempts_count + 1 FROM {call}) t"
+        " JOIN pgflow.step_tasks s ON s.run_id = t.run_id AND s.step_slug = t.step_slug"
+        " AND s.message_id = t.msg_id",
+        arguments,
+    ).fetchall()
     if not records:
         return []
-    rows = [
-        (r["flow_slug"], r["run_id"], r["step_slug"], r["input"], r["msg_id"], r.get("task_index"))
-        for r in records
-    ]
-    separate = "flow_input" in records[0]
+    separate = "flow_input" in records[0][0]
     run_inputs: dict[str, Any] = {}
     if separate:
-        missing = sorted({r["run_id"] for r in records if r.get("flow_input") is None})
+        missing = sorted({r["run_id"] for r, _ in records if r.get("flow_input") is None})
         if missing:
             run_inputs = dict(
                 connection.execute(
@@ -157,28 +160,18 @@ def read_and_start(
                     (missing,),
                 ).fetchall()
             )
-    # The attempt is pgflow's own count, which start_tasks has just raised (a message's read
-    # count also grows with reads that start nothing, after its visibility ran out).
-    attempts = {
-        (run_id, step_slug, task_index): int(count)
-        for run_id, step_slug, task_index, count in connection.execute(
-            "SELECT t.run_id::text, t.step_slug, t.task_index, t.attempts_count"
-            " FROM pgflow.step_tasks t WHERE t.flow_slug = %s AND t.message_id = ANY(%s)",
-            (flow_slug, [int(row[4]) for row in rows]),
-        ).fetchall()
-    }
     tasks = []
-    for record, row in zip(records, rows, strict=True):
-        index = 0 if row[5] is None else int(row[5])
+    for record, attempt in records:
+        index = record.get("task_index")
         tasks.append(
             Task(
-                flow_slug=row[0],
-                run_id=row[1],
-                step_slug=row[2],
-                input=row[3],
-                msg_id=int(row[4]),
-                task_index=index,
-                attempt=attempts.get((row[1], row[2], index), 1),
+                flow_slug=record["flow_slug"],
+                run_id=record["run_id"],
+                step_slug=record["step_slug"],
+                input=record["input"],
+                msg_id=int(record["msg_id"]),
+                task_index=0 if index is None else int(index),
+                attempt=int(attempt),
                 run_input=(
                     None
                     if not separate

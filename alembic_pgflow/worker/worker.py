@@ -79,7 +79,8 @@ class Worker:
         self._slots = threading.Semaphore(concurrency)
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._handlers: dict[tuple[str, str], Callable[..., Any]] = {}
+        self._handlers: dict[tuple[str, str], tuple[Callable[..., Any], bool]] = {}
+        """Each step's handler, and whether it takes the context as a second argument."""
         self._maps = {
             (flow.slug, step.slug)
             for flow in flows
@@ -116,7 +117,9 @@ class Worker:
                 )
             for step in flow.steps:
                 if step.slug in flow.handlers:
-                    self._handlers[flow.slug, step.slug] = flow.handlers[step.slug]
+                    handler = flow.handlers[step.slug]
+                    takes_context = len(inspect.signature(handler).parameters) >= 2
+                    self._handlers[flow.slug, step.slug] = (handler, takes_context)
         with self._connect() as connection:
             catalog = read_catalog(connection)
             runtime = Runtime.detect(connection)
@@ -247,14 +250,18 @@ class Worker:
     def _execute(self, task: Task) -> None:
         started = time.monotonic()
         try:
-            handler = self._handlers[task.flow_slug, task.step_slug]
-            context = TaskContext(
-                task.flow_slug, task.run_id, task.step_slug, task.task_index, task.attempt
-            )
+            handler, takes_context = self._handlers[task.flow_slug, task.step_slug]
             try:
                 timeout = self._timeouts[task.flow_slug, task.step_slug]
                 value = protocol.step_input(task, (task.flow_slug, task.step_slug) in self._maps)
-                output = _call(handler, value, context, timeout)
+                if takes_context:
+                    context = TaskContext(
+                        task.flow_slug, task.run_id, task.step_slug, task.task_index, task.attempt
+                    )
+                    result = handler(value, context)
+                else:
+                    result = handler(value)
+                output = _settle(result, timeout)
                 elapsed = time.monotonic() - started
                 if elapsed > timeout:
                     # pgflow has made the message visible again by now: never report an
@@ -305,11 +312,8 @@ class Worker:
             self.summary.by_step[key] = self.summary.by_step.get(key, 0) + 1
 
 
-def _call(handler: Callable[..., Any], value: Any, context: TaskContext, timeout: float) -> Any:
-    """Run a plain or async handler; an async one is cancelled at the step's timeout."""
-    takes_context = len(inspect.signature(handler).parameters) >= 2
-    arguments = (value, context) if takes_context else (value,)
-    result = handler(*arguments)
+def _settle(result: Any, timeout: float) -> Any:
+    """A handler's output: an async handler's is awaited, cancelled at the step's timeout."""
     if inspect.isawaitable(result):
         return asyncio.run(_await(result, timeout))
     return result
