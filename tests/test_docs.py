@@ -16,22 +16,20 @@ import pytest
 from alembic_pgflow import read_catalog
 from alembic_pgflow.database.pgflow_install import npm_available
 from tests.alembic_project import ROOT
+from tests.guides import blocks, reader_environment, write_block
 
 pytestmark = pytest.mark.alembic_cli
 
 INSTALL_VARIABLE = "ALEMBIC_PGFLOW_TEST_INSTALL"
 """Set (to 1), the guide's pip line installs this tree into a fresh venv (some 30 s more)."""
-FENCE = re.compile(r"^```(\w+)(?: title=\"([^\"]+)\")?\n(.*?)^```\n", re.M | re.S)
 
 
 def test_getting_started_ends_with_a_flow_in_the_database(tmp_path: Path) -> None:
     guide = (ROOT / "docs" / "getting-started.md").read_text()
     folder = tmp_path / "new_project"
     folder.mkdir()
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DATABASE_URL", None)
-    for language, title, body in FENCE.findall(guide):
+    env = reader_environment()
+    for language, title, body in blocks(guide):
         if language == "sh":
             for line in body.strip().splitlines():
                 if line.startswith("pip install"):
@@ -58,13 +56,8 @@ def test_getting_started_ends_with_a_flow_in_the_database(tmp_path: Path) -> Non
                 )
                 assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
                 last_output = result.stdout
-        elif title.endswith("]"):  # "file [section]": add the lines to that section
-            path, section = title[:-1].split(" [")
-            target = folder / path
-            text = target.read_text()
-            target.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{body}", 1))
         else:
-            (folder / title).write_text(body)
+            write_block(folder, title, body)
     assert "greet_user  in sync" in last_output
     assert (folder / ".pgdata" / "PG_VERSION").is_file()
     socket = folder / ".pgdata"

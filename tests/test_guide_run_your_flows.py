@@ -3,22 +3,18 @@ empty folder: a flow with handlers, migrated, run by the worker, with its output
 
 from __future__ import annotations
 
-import os
-import re
 import shlex
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from alembic_pgflow.database.pgflow_install import npm_available
 from tests.alembic_project import ROOT
+from tests.guides import blocks, reader_environment, write_block
 
 pytestmark = pytest.mark.alembic_cli
-
-FENCE = re.compile(r"^```(\w+)(?: title=\"([^\"]+)\")?\n(.*?)^```\n", re.M | re.S)
 
 
 def test_run_your_flows_ends_with_the_runs_output(tmp_path: Path) -> None:
@@ -28,13 +24,11 @@ def test_run_your_flows_ends_with_the_runs_output(tmp_path: Path) -> None:
     guide = (ROOT / "docs" / "run-your-flows.md").read_text()
     folder = tmp_path / "new_project"
     folder.mkdir()
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DATABASE_URL", None)
+    env = reader_environment()
     background: list[subprocess.Popen[str]] = []
     outputs = []
     try:
-        for language, title, body in FENCE.findall(setup) + FENCE.findall(guide):
+        for language, title, body in blocks(setup) + blocks(guide):
             if language == "sh":
                 for line in body.strip().splitlines():
                     if line.startswith("pip install"):
@@ -53,14 +47,8 @@ def test_run_your_flows_ends_with_the_runs_output(tmp_path: Path) -> None:
                     )
                     assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
                     outputs.append(result.stdout)
-            elif title.endswith("]"):
-                path, section = title[:-1].split(" [")
-                target = folder / path
-                target.write_text(
-                    target.read_text().replace(f"[{section}]\n", f"[{section}]\n{body}", 1)
-                )
             elif title:
-                (folder / title).write_text(body)
+                write_block(folder, title, body)
     finally:
         for process in background:
             process.send_signal(signal.SIGTERM)
