@@ -147,7 +147,8 @@ def sync_command(  # noqa: PLR0917 (click passes one argument per option)
         from alembic_pgflow.devtools.watch import module_folders, watch_and_run
     except ImportError as error:
         raise UserError(
-            "--watch needs the watchfiles package: pip install 'alembic-pgflow[devtools]'"
+            "--watch needs the watchfiles package: pip install watchfiles (it comes with "
+            "alembic-pgflow's devtools extra)"
         ) from error
     settings = project_settings(config)
     prepend_sys_path(config)

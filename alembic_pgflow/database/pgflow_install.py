@@ -208,7 +208,7 @@ def _pgmq_script() -> tuple[str, str]:
     except ImportError as error:
         raise PgflowInstallError(
             "the server has no pgmq extension, and the pgmq package that ships its SQL is not "
-            "installed: pip install 'alembic-pgflow[embedded]' (or pip install pgmq)"
+            "installed: pip install pgmq (it comes with alembic-pgflow's embedded extra)"
         ) from error
     return install.get_embedded_sql_version(), install.get_embedded_install_sql()
 
