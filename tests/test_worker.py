@@ -187,6 +187,27 @@ def test_the_worker_refuses_a_flow_that_differs_or_is_missing(
         Worker(postgresql.info.dsn, [Flow("bare").step("x")]).check()
 
 
+def test_a_worker_started_mid_migration_refuses_then_starts_after_the_commit(
+    postgresql: psycopg.Connection,
+) -> None:
+    """The migration's transaction has created the flow but not committed: the worker does not
+    wait on it, does not see the half-made flow, and refuses; after the commit it runs."""
+    release = str(read_catalog(postgresql).release)
+    postgresql.rollback()
+    dsn = postgresql.info.dsn
+    with psycopg.connect(dsn) as migration:
+        for statement in compile_flow(CHAIN, target=release):
+            migration.execute(statement)
+        started = time.monotonic()
+        with pytest.raises(WorkerRefusedError, match="flow 'chain' is not in the database"):
+            Worker(dsn, [CHAIN]).check()
+        assert time.monotonic() - started < 5
+        migration.commit()
+    with serving(dsn, CHAIN):
+        result = wait_for_run(dsn, start_run(dsn, "chain", {"n": 1}), timeout=30)
+    assert result.output == {"c": {"b": 4, "step": "c"}}
+
+
 SLOW = """\
 import time
 from alembic_pgflow import Flow
