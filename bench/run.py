@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py [--sizes 10,100,1000,5000] [--repeat 3]
     .venv/bin/python bench/run.py --pgflow-release 0.8.1 [--max-locks 256]  # real pgflow
     .venv/bin/python bench/run.py --pgflow-template DB                        # a real pgflow DB
+    .venv/bin/python bench/run.py --pgflow-release 0.8.1 --only check        # no-op check only
 
 For projects of N flows of 10 steps, on an embedded PostgreSQL (or ALEMBIC_PGFLOW_BENCH_DSN's
 server, whose connecting user may create databases), with alembic-pgflow's pgflow stand-in, or
@@ -431,6 +432,36 @@ def measure(
     return autogenerate, [statements, block]
 
 
+def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat: int) -> Row:
+    """``--only check``: autogenerate all flows (block style), upgrade once, then the no-op
+    check with and without the plugin, as :func:`measure` does, without the upgrade turns."""
+    database = f"bench_{count}_check"
+    url = server.fresh_database(database)
+    project = AlembicProject.create(work / f"project_{count}_check", url)
+    project.set_option("pgflow_max_new_flows_per_revision", "0")
+    project.write_flows(flows_module(count, conditions=pgflow.conditions))
+    generate = timed(project, "revision", "--autogenerate", "-m", "all flows")
+    (revision,) = project.revisions()
+    upgrade = timed(project, "upgrade", "head")
+    server.settle(database)
+    with_plugin, without_plugin = no_op_medians(project, repeat)
+    server.drop_database(database)
+    return {
+        "flows": count,
+        "generate_s": generate["seconds"],
+        "revision_mb": revision.stat().st_size / 1e6,
+        "block_revision_mb": revision.stat().st_size / 1e6,
+        "generate_peak_mb": generate["peak_rss_mb"],
+        "upgrade_peak_mb": upgrade["peak_rss_mb"],
+        "noop_plugin_s": with_plugin["seconds"],
+        "noop_plain_s": without_plugin["seconds"],
+        "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
+        "noop_overhead_cpu_s": with_plugin["cpu_s"] - without_plugin["cpu_s"],
+        "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
+        "noop_peak_mb": with_plugin["peak_rss_mb"],
+    }
+
+
 Columns = list[tuple[str, str, str]]
 
 UPGRADE_COLUMNS: Columns = [
@@ -536,6 +567,11 @@ def parse_arguments() -> argparse.Namespace:
         "psycopg and SQLAlchemy alone, in each turn, and print where the upgrade's time goes",
     )
     parser.add_argument(
+        "--only",
+        choices=["check"],
+        help="check: measure only autogenerate and the no-op check (one upgrade, no turns)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -582,15 +618,22 @@ def main() -> None:
         )
         check_rows, upgrade_rows = [], []
         for count in sizes:
+            if arguments.only == "check":
+                check_rows.append(check_only(server, pgflow, count, work, repeat=arguments.repeat))
+                print(f"  {count} flows done, load {load_average():.2f}", file=sys.stderr)
+                continue
             check, upgrades = measure(
                 server, pgflow, count, work, repeat=arguments.repeat, breakdown=arguments.breakdown
             )
             check_rows.append(check)
             upgrade_rows += upgrades
             print(f"  {count} flows done, load {load_average():.2f}", file=sys.stderr, flush=True)
-        print(
-            table("Upgrade against psql of the plain compiler SQL", UPGRADE_COLUMNS, upgrade_rows)
-        )
+        if upgrade_rows:
+            print(
+                table(
+                    "Upgrade against psql of the plain compiler SQL", UPGRADE_COLUMNS, upgrade_rows
+                )
+            )
         if arguments.breakdown:
             print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
         print(table("Autogenerate and no-op check", CHECK_COLUMNS, check_rows))
