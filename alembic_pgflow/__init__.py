@@ -1,7 +1,6 @@
 """alembic-pgflow: pgflow flows as typed Python, compiled to pgflow's SQL, migrated by Alembic."""
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
 # Importing these registers the autogenerate comparator and the renderers with Alembic.
 from alembic_pgflow.database.catalog import PgflowCatalog, StoredFlow, read_catalog
@@ -28,10 +27,24 @@ from alembic_pgflow.errors import (
 from alembic_pgflow.migration import render as _render
 from alembic_pgflow.migration.autogenerate import OBJECT_TYPE
 
-try:
-    __version__ = _version("alembic-pgflow")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+__version__: str
+"""The installed distribution's version (read on first use: it costs a look through sys.path
+that an Alembic command does not need)."""
+
+if not TYPE_CHECKING:  # mypy sees the declaration above, and no module-level __getattr__
+
+    def __getattr__(name: str) -> str:
+        if name != "__version__":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("alembic-pgflow")
+        except PackageNotFoundError:  # a source tree that was never installed
+            found = "0+unknown"
+        globals()["__version__"] = found
+        return found
+
 
 __all__ = [
     "OBJECT_TYPE",
@@ -60,4 +73,4 @@ __all__ = [
     "structure_checksum",
 ]
 
-del _render, _version
+del _render

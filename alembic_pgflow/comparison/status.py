@@ -127,6 +127,8 @@ def unsupported(found: DiscoveredFlow, catalog: PgflowCatalog) -> str | None:
 
 def _compare_one(slug: str, found: DiscoveredFlow, stored: StoredFlow) -> FlowComparison:
     wanted = shape_of(found.flow)
+    if stored.shape is wanted:  # the catalog found the rows to be exactly the flow's
+        return FlowComparison(slug, FlowStatus.IN_SYNC, found, stored, wanted)
     if wanted.structure != stored.shape.structure:
         differences = structure_differences(stored.shape.structure, wanted.structure)
         return FlowComparison(

@@ -8,15 +8,18 @@ definition order is always a topological order.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack
 
+from alembic_pgflow.definition.frozen import frozen_instance
 from alembic_pgflow.definition.input_patterns import InputPattern, PatternError
 from alembic_pgflow.definition.slugs import MAX_FLOW_SLUG_LENGTH, MAX_STEP_SLUG_LENGTH, slug_problem
 from alembic_pgflow.errors import FlowDefinitionError
+
+if TYPE_CHECKING:
+    from alembic_pgflow.definition.shape import FlowShape
 
 StepType = Literal["single", "map"]
 WhenAction = Literal["fail", "skip", "skip-cascade"]
@@ -102,6 +105,11 @@ class Flow:
     options: FlowOptions
     steps: tuple[StepDefinition, ...]
     _handlers: dict[str, Handler] = field(compare=False, repr=False)
+    _folded: dict[str, str] = field(compare=False, repr=False)
+    """Step slugs by their lower case (slugs are unique ignoring case)."""
+    _shape: FlowShape | None = field(default=None, compare=False, repr=False)
+    """The flow's shape once :func:`~alembic_pgflow.definition.shape.shape_of` computed it (a
+    flow never changes, so neither does its shape)."""
 
     def __init__(self, slug: str, **options: Unpack[FlowOptionArgs]) -> None:
         problem = slug_problem(slug, max_length=MAX_FLOW_SLUG_LENGTH)
@@ -116,6 +124,7 @@ class Flow:
         object.__setattr__(self, "options", FlowOptions(**values))
         object.__setattr__(self, "steps", ())
         object.__setattr__(self, "_handlers", {})
+        object.__setattr__(self, "_folded", {})
 
     def step(
         self, slug: str, *, depends_on: Sequence[str] = (), **options: Unpack[StepOptionArgs]
@@ -193,53 +202,90 @@ class Flow:
         deps_field: str,
         options: StepOptionArgs,
     ) -> Flow:
-        problem = slug_problem(slug, max_length=MAX_STEP_SLUG_LENGTH)
-        if problem:
-            raise FlowDefinitionError(problem, flow=self.slug, step=_shown(slug), field="slug")
-        for step in self.steps:
-            if step.slug.lower() == slug.lower():
-                same = (
-                    ""
-                    if step.slug == slug
-                    else f" as {step.slug!r} (slugs are compared ignoring case)"
-                )
-                raise FlowDefinitionError(
-                    f"duplicate step: it is already defined{same}",
-                    flow=self.slug,
-                    step=slug,
-                    field="slug",
-                )
-        _reject_unknown(
-            options,
-            StepOptionArgs,
-            flow=self.slug,
-            step=slug,
-            also=("array",) if step_type == "map" else ("depends_on",),
+        # Flows are built at import time, ten thousand steps for a thousand flows: the common
+        # case (a known good slug, a few options) takes the short paths, with the same checks.
+        if type(slug) is not str or slug not in _GOOD_STEP_SLUGS:
+            problem = slug_problem(slug, max_length=MAX_STEP_SLUG_LENGTH)
+            if problem:
+                raise FlowDefinitionError(problem, flow=self.slug, step=_shown(slug), field="slug")
+            if len(_GOOD_STEP_SLUGS) < _GOOD_SLUGS_KEPT:
+                _GOOD_STEP_SLUGS.add(slug)
+        folded = slug.lower()
+        earlier = self._folded.get(folded)
+        if earlier is not None:
+            same = "" if earlier == slug else f" as {earlier!r} (slugs are compared ignoring case)"
+            raise FlowDefinitionError(
+                f"duplicate step: it is already defined{same}",
+                flow=self.slug,
+                step=slug,
+                field="slug",
+            )
+        if not _STEP_OPTION_NAMES.issuperset(options):
+            _reject_unknown(
+                options,
+                StepOptionArgs,
+                flow=self.slug,
+                step=slug,
+                also=("array",) if step_type == "map" else ("depends_on",),
+            )
+        dependencies = (
+            ()
+            if depends_on == () and type(depends_on) is tuple
+            else self._checked_dependencies(slug, depends_on, deps_field)
         )
-        step = StepDefinition(
-            slug=slug,
-            step_type=step_type,
-            depends_on=self._checked_dependencies(slug, depends_on, deps_field),
-            options=StepOptions(
-                **{
-                    name: _option(name, options.get(name), flow=self.slug, step=slug)
-                    for name in StepOptions.__dataclass_fields__
-                }
-            ),
-            required_input_pattern=_pattern(
-                options.get("required_input_pattern"), self.slug, slug, "required_input_pattern"
-            ),
-            forbidden_input_pattern=_pattern(
-                options.get("forbidden_input_pattern"), self.slug, slug, "forbidden_input_pattern"
-            ),
-            when_unmet=_when(options.get("when_unmet"), self.slug, slug, "when_unmet"),
-            when_exhausted=_when(options.get("when_exhausted"), self.slug, slug, "when_exhausted"),
+        if not options:
+            step = frozen_instance(
+                StepDefinition,
+                {"slug": slug, "step_type": step_type, "depends_on": dependencies, **_NO_OPTIONS},
+            )
+        else:
+            step = frozen_instance(
+                StepDefinition,
+                {
+                    "slug": slug,
+                    "step_type": step_type,
+                    "depends_on": dependencies,
+                    "options": self._step_options(slug, options),
+                    "required_input_pattern": _pattern(
+                        options.get("required_input_pattern"),
+                        self.slug,
+                        slug,
+                        "required_input_pattern",
+                    ),
+                    "forbidden_input_pattern": _pattern(
+                        options.get("forbidden_input_pattern"),
+                        self.slug,
+                        slug,
+                        "forbidden_input_pattern",
+                    ),
+                    "when_unmet": _when(options.get("when_unmet"), self.slug, slug, "when_unmet"),
+                    "when_exhausted": _when(
+                        options.get("when_exhausted"), self.slug, slug, "when_exhausted"
+                    ),
+                },
+            )
+        extended = _new_flow(
+            self.slug,
+            self.options,
+            (*self.steps, step),
+            dict(self._handlers),
+            {**self._folded, folded: slug},
         )
-        extended = _new_flow(self.slug, self.options, (*self.steps, step), dict(self._handlers))
         handler = options.get("handler")
         if handler is not None:
             extended._attach(slug, handler)
         return extended
+
+    def _step_options(self, slug: str, options: StepOptionArgs) -> StepOptions:
+        if _STEP_OPTION_FIELDS.isdisjoint(options):
+            return _NO_STEP_OPTIONS
+        return frozen_instance(
+            StepOptions,
+            {
+                name: _option(name, options.get(name), flow=self.slug, step=slug)
+                for name in _STEP_OPTION_FIELDS_IN_ORDER
+            },
+        )
 
     def _checked_dependencies(
         self, slug: str, depends_on: Sequence[str], deps_field: str
@@ -254,7 +300,7 @@ class Flow:
                 step=slug,
                 field=deps_field,
             )
-        known = {step.slug for step in self.steps}
+        folded = self._folded
         seen: set[str] = set()
         for dep in depends_on:
             if dep == slug:
@@ -265,7 +311,8 @@ class Flow:
                 raise FlowDefinitionError(
                     f"duplicate dependency {dep!r}", flow=self.slug, step=slug, field=deps_field
                 )
-            if dep not in known:
+            if not isinstance(dep, str) or folded.get(dep.lower()) != dep:
+                known = {step.slug for step in self.steps}
                 raise FlowDefinitionError(
                     f"unknown dependency {dep!r}: a step can only depend on steps defined "
                     "before it" + _known_steps_hint(dep, known),
@@ -278,14 +325,38 @@ class Flow:
 
 
 def _new_flow(
-    slug: str, options: FlowOptions, steps: tuple[StepDefinition, ...], handlers: dict[str, Handler]
+    slug: str,
+    options: FlowOptions,
+    steps: tuple[StepDefinition, ...],
+    handlers: dict[str, Handler],
+    folded: dict[str, str],
 ) -> Flow:
-    flow = object.__new__(Flow)
-    object.__setattr__(flow, "slug", slug)
-    object.__setattr__(flow, "options", options)
-    object.__setattr__(flow, "steps", steps)
-    object.__setattr__(flow, "_handlers", handlers)
-    return flow
+    return frozen_instance(
+        Flow,
+        {
+            "slug": slug,
+            "options": options,
+            "steps": steps,
+            "_handlers": handlers,
+            "_folded": folded,
+        },
+    )
+
+
+_NO_STEP_OPTIONS = StepOptions()
+_STEP_OPTION_FIELDS_IN_ORDER = tuple(StepOptions.__dataclass_fields__)
+_STEP_OPTION_FIELDS = frozenset(_STEP_OPTION_FIELDS_IN_ORDER)
+_STEP_OPTION_NAMES = frozenset(StepOptionArgs.__annotations__)
+_NO_OPTIONS: dict[str, Any] = {
+    "options": _NO_STEP_OPTIONS,
+    "required_input_pattern": None,
+    "forbidden_input_pattern": None,
+    "when_unmet": None,
+    "when_exhausted": None,
+}
+_GOOD_STEP_SLUGS: set[str] = set()
+"""Step slugs already found valid (flows reuse the same step slugs)."""
+_GOOD_SLUGS_KEPT = 10_000
 
 
 def _shown(slug: object) -> str:
@@ -316,6 +387,8 @@ def _reject_unknown(
     known = [*also, *allowed.__annotations__]
     for name in options:
         if name not in allowed.__annotations__:
+            import difflib  # only for the message
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             if step is None and name in StepOptionArgs.__annotations__:

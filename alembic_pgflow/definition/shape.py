@@ -20,9 +20,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic_pgflow.definition.dsl import Flow, StepDefinition
+from alembic_pgflow.definition.dsl import Flow
+from alembic_pgflow.definition.frozen import frozen_instance
 
 SHAPE_VERSION = 1
 
@@ -152,28 +153,75 @@ class FlowShape:
         """SHA-256 hex of the effective options."""
         return self.options.checksum
 
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            # A shape from shape_of() builds its structure and options on first use: a no-op
+            # check of a thousand flows whose rows match the code never needs them.
+            flow = self.__dict__.get("_flow")
+            if flow is None or name not in {"structure", "options"}:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            structure, options = _built(flow)
+            self.__dict__.update(structure=structure, options=options)
+            del self.__dict__["_flow"]
+            return self.__dict__[name]
+
 
 def shape_of(flow: Flow) -> FlowShape:
-    """The shape pgflow will hold once ``flow``'s compiled SQL has run."""
-    return FlowShape(
-        slug=flow.slug,
-        structure=FlowStructure(tuple(_step_structure(step) for step in flow.steps)),
-        options=FlowOptionValues(
-            max_attempts=_or_default(flow.options.max_attempts, "max_attempts"),
-            base_delay=_or_default(flow.options.base_delay, "base_delay"),
-            timeout=_or_default(flow.options.timeout, "timeout"),
-            steps=tuple(
-                StepOptionValues(
-                    slug=step.slug,
-                    max_attempts=step.options.max_attempts,
-                    base_delay=step.options.base_delay,
-                    timeout=step.options.timeout,
-                    start_delay=step.options.start_delay,
-                )
-                for step in flow.steps
-            ),
-        ),
+    """The shape pgflow will hold once ``flow``'s compiled SQL has run.
+
+    Computed once a flow (a flow never changes), and its structure and options only when they
+    are first read.
+    """
+    if flow._shape is None:
+        object.__setattr__(
+            flow, "_shape", frozen_instance(FlowShape, {"slug": flow.slug, "_flow": flow})
+        )
+    assert flow._shape is not None
+    return flow._shape
+
+
+def _built(flow: Flow) -> tuple[FlowStructure, FlowOptionValues]:
+    structures = []
+    option_values = []
+    for step in flow.steps:  # frozen_instance: ten thousand steps for a thousand flows
+        required, forbidden = step.required_input_pattern, step.forbidden_input_pattern
+        structures.append(
+            frozen_instance(
+                StepStructure,
+                {
+                    "slug": step.slug,
+                    "step_type": step.step_type,
+                    "dependencies": frozenset(step.depends_on),
+                    "when_unmet": step.when_unmet or DEFAULT_WHEN_UNMET,
+                    "when_exhausted": step.when_exhausted or DEFAULT_WHEN_EXHAUSTED,
+                    "required_input_pattern": None if required is None else required.canonical_json,
+                    "forbidden_input_pattern": (
+                        None if forbidden is None else forbidden.canonical_json
+                    ),
+                },
+            )
+        )
+        step_options = step.options
+        option_values.append(
+            frozen_instance(
+                StepOptionValues,
+                {
+                    "slug": step.slug,
+                    "max_attempts": step_options.max_attempts,
+                    "base_delay": step_options.base_delay,
+                    "timeout": step_options.timeout,
+                    "start_delay": step_options.start_delay,
+                },
+            )
+        )
+    options = FlowOptionValues(
+        max_attempts=_or_default(flow.options.max_attempts, "max_attempts"),
+        base_delay=_or_default(flow.options.base_delay, "base_delay"),
+        timeout=_or_default(flow.options.timeout, "timeout"),
+        steps=tuple(option_values),
     )
+    return FlowStructure(tuple(structures)), options
 
 
 def structure_checksum(source: Flow | FlowShape) -> str:
@@ -184,19 +232,6 @@ def structure_checksum(source: Flow | FlowShape) -> str:
 def options_checksum(source: Flow | FlowShape) -> str:
     """SHA-256 hex of a flow's effective options, from a ``Flow`` or a database shape."""
     return (shape_of(source) if isinstance(source, Flow) else source).options_checksum
-
-
-def _step_structure(step: StepDefinition) -> StepStructure:
-    required, forbidden = step.required_input_pattern, step.forbidden_input_pattern
-    return StepStructure(
-        slug=step.slug,
-        step_type=step.step_type,
-        dependencies=frozenset(step.depends_on),
-        when_unmet=step.when_unmet or DEFAULT_WHEN_UNMET,
-        when_exhausted=step.when_exhausted or DEFAULT_WHEN_EXHAUSTED,
-        required_input_pattern=None if required is None else required.canonical_json,
-        forbidden_input_pattern=None if forbidden is None else forbidden.canonical_json,
-    )
 
 
 def _or_default(value: int | None, name: str) -> int:

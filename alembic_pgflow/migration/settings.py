@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,6 +135,8 @@ def unknown_settings(opts: Mapping[str, Any], config: Config | None) -> list[str
     messages = []
     for key, where in places:
         if key.startswith("pgflow") and key not in known:
+            import difflib  # only for the message
+
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             messages.append(
