@@ -4,7 +4,12 @@ Three queries, whatever the number of flows: one reads the schema's catalog (whi
 columns, functions and function arguments exist, and so which release it is), one all
 definitions as a single JSON document, one the server facts that bound a migration (pgmq and its
 queue tables, the lock table's size). Columns an older release lacks read as pgflow's defaults.
-The SQL is built only from this module's constants.
+
+Given the flows in code, the definitions query first has the server digest each of those flows'
+rows as :mod:`~alembic_pgflow.definition.row_digest` digests the code: a flow whose digests
+agree holds exactly what its code stores, so its shape is the code's, and only the other flows
+are sent and read in full. The SQL is built only from this module's constants and, for that,
+the code's slugs (which the DSL restricts to ASCII letters, digits and ``_``) and hex digests.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy
 
+from alembic_pgflow.definition.dsl import Flow
 from alembic_pgflow.definition.gc_pause import paused_gc
 from alembic_pgflow.definition.input_patterns import canonical_json
 from alembic_pgflow.definition.releases import DEFAULT_TARGET, Feature, PgflowRelease
+from alembic_pgflow.definition.row_digest import DIGEST_PREFIX, rows_digest
 from alembic_pgflow.definition.shape import (
     DEFAULT_WHEN_EXHAUSTED,
     DEFAULT_WHEN_UNMET,
@@ -28,6 +35,7 @@ from alembic_pgflow.definition.shape import (
     FlowStructure,
     StepOptionValues,
     StepStructure,
+    shape_of,
 )
 from alembic_pgflow.errors import PgflowSchemaMissingError, StoredFlowError
 
@@ -49,7 +57,14 @@ SELECT p.proname, arg.name
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN LATERAL unnest(p.proargnames) AS arg(name)
-WHERE n.nspname = 'pgflow' AND p.proname IN ('add_step', 'ensure_flow_compiled')"""
+WHERE n.nspname = 'pgflow' AND p.proname IN ('add_step', 'ensure_flow_compiled')
+UNION ALL
+SELECT 'server', 'digests'
+WHERE current_setting('server_encoding') = 'UTF8'
+  AND current_setting('server_version_num')::int >= 110000"""
+
+# The server can digest rows as Python does: its text is UTF-8 and it has sha256() (11+).
+_DIGESTS_EVIDENCE = ("server", "digests")
 
 # pgmq names a queue's table q_<name in lower case>, whatever the case of the name it was given.
 _SERVER_SQL = """\
@@ -125,8 +140,15 @@ class PgflowCatalog:
         return folded
 
 
-def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
+def read_catalog(
+    connection: sqlalchemy.Connection | Any, code: Mapping[str, Flow] | None = None
+) -> PgflowCatalog:
     """Read all flows from a SQLAlchemy ``Connection`` or a psycopg connection.
+
+    ``code``: the flows in code, by slug. A stored flow whose rows are exactly what its flow's
+    SQL stores (their digests agree) is not read: its shape is the flow's own
+    (:func:`~alembic_pgflow.definition.shape.shape_of`), which is what reading it would give.
+    Every other flow is read and checked in full, so the result is the same either way.
 
     Raises :class:`~alembic_pgflow.errors.PgflowSchemaMissingError` when the database has no
     pgflow definition tables.
@@ -148,12 +170,22 @@ def read_catalog(connection: sqlalchemy.Connection | Any) -> PgflowCatalog:
     features = frozenset(
         feature for feature, evidence in _FEATURE_EVIDENCE.items() if evidence in found
     )
-    ((document,),) = rows(_definitions_sql(columns))
+    code = code or {}
+    digests = _expected_digests(code) if _DIGESTS_EVIDENCE in found else {}
+    if digests:
+        ((matched, document),) = rows(_definitions_sql(columns, digests))
+    else:
+        ((document,),) = rows(_definitions_sql(columns))
+        matched = "[]"
     flows = {}
     with paused_gc():
+        for slug in json.loads(matched):
+            flows[slug] = StoredFlow(shape=shape_of(code[slug]))
         # Big numbers stay Decimal: Python refuses to read integers of over 4300 digits.
         for slug, *flow_row, step_rows in json.loads(document, parse_int=Decimal):
             flows[slug] = _stored_flow(slug, flow_row, step_rows)
+    if digests:
+        flows = dict(sorted(flows.items()))  # code points order as "C" does
     ((has_pgmq, lock_table_size, queues),) = rows(_SERVER_SQL)
     return PgflowCatalog(
         features=features,
@@ -206,20 +238,44 @@ class _StepRow(NamedTuple):
     dependencies: list[str]
 
 
-def _definitions_sql(columns: set[str]) -> str:
+def _expected_digests(code: Mapping[str, Flow]) -> dict[str, str]:
+    # Only slugs that can go into the SQL text as they are: ASCII letters, digits and "_" (the
+    # DSL allows no others).
+    return {
+        slug: rows_digest(flow)
+        for slug, flow in code.items()
+        if flow.slug == slug and slug.isidentifier() and slug.isascii()
+    }
+
+
+def _definitions_sql(columns: set[str], digests: Mapping[str, str] | None = None) -> str:
     """One JSON document: ``[[slug, max_attempts, base_delay, timeout, [[step...], ...]], ...]``,
-    built with joins and grouping (no query per flow or step)."""
+    built with joins and grouping (no query per flow or step).
+
+    With ``digests`` (hex by slug), a first column lists the flows whose rows' digest is that,
+    in a JSON array, and the document holds only the other flows."""
 
     def step_column(name: str) -> str:
         return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
 
     queue_mode = "f.queue_mode" if "flows.queue_mode" in columns else "'flow'"
+    prefix, unmatched, step_filter, deps_filter = "WITH ", "", "", ""
+    if digests:
+        prefix = _digests_sql(step_column, queue_mode, digests) + ", "
+        unmatched = "WHERE f.flow_slug NOT IN (SELECT flow_slug FROM matched)\n"
+        step_filter = "WHERE s.flow_slug NOT IN (SELECT flow_slug FROM matched)\n  "
+        deps_filter = "WHERE d.flow_slug NOT IN (SELECT flow_slug FROM matched)\n  "
+    matched_column = (
+        "(SELECT coalesce(json_agg(flow_slug), '[]'::json) FROM matched)::text,\n  "
+        if digests
+        else ""
+    )
 
     return f"""\
-WITH step_deps AS (
+{prefix}step_deps AS (
   SELECT d.flow_slug, d.step_slug, json_agg(d.dep_slug ORDER BY d.dep_slug COLLATE "C") AS deps
   FROM pgflow.deps d
-  GROUP BY d.flow_slug, d.step_slug
+  {deps_filter}GROUP BY d.flow_slug, d.step_slug
 ), flow_steps AS (
   SELECT s.flow_slug, json_agg(json_build_array(
       s.step_slug, s.step_index, s.deps_count, {step_column("step_type")},
@@ -231,15 +287,77 @@ WITH step_deps AS (
     ) ORDER BY s.step_index) AS steps
   FROM pgflow.steps s
   LEFT JOIN step_deps sd ON sd.flow_slug = s.flow_slug AND sd.step_slug = s.step_slug
-  GROUP BY s.flow_slug
+  {step_filter}GROUP BY s.flow_slug
 )
-SELECT coalesce(json_agg(json_build_array(
+SELECT {matched_column}coalesce(json_agg(json_build_array(
     f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {queue_mode},
     coalesce(fs.steps, '[]'::json)
   ) ORDER BY f.flow_slug COLLATE "C"), '[]'::json)::text
 FROM pgflow.flows f
 LEFT JOIN flow_steps fs ON fs.flow_slug = f.flow_slug
-"""
+{unmatched}"""
+
+
+def _digests_sql(step_column: Any, queue_mode: str, digests: Mapping[str, str]) -> str:
+    """CTEs ``expected`` (the code's digests) and ``matched`` (the slugs whose rows' digest
+    agrees): the server writes each flow's rows as :mod:`~.row_digest`'s text (a ``NULL``
+    anywhere it is not expected makes the text ``NULL``, which matches nothing)."""
+    literal = json.dumps(dict(digests), separators=(",", ":"))
+    if "'" in literal or "\\" in literal:  # plain slugs and hex digits only
+        raise ValueError(f"not a plain slug in {literal!r}")
+
+    def string(expression: str) -> str:
+        return f"to_json(({expression})::text)::text"
+
+    def number(expression: str) -> str:
+        return f"coalesce(({expression})::text, 'null')"
+
+    def pattern(name: str) -> str:  # jsonb's own text, as a JSON string
+        return f"coalesce({string(step_column(name))}, 'null')"
+
+    step = " || ',' || ".join(
+        [
+            string("s.step_slug"),
+            "s.step_index",
+            "s.deps_count",
+            string(step_column("step_type")),
+            number("s.opt_max_attempts"),
+            number("s.opt_base_delay"),
+            number("s.opt_timeout"),
+            number(step_column("opt_start_delay")),
+            pattern("required_input_pattern"),
+            pattern("forbidden_input_pattern"),
+            string(step_column("when_unmet")),
+            string(step_column("when_exhausted")),
+        ]
+    )
+    return f"""\
+WITH expected AS (
+  SELECT e.key COLLATE "C" AS flow_slug, e.value AS digest
+  FROM json_each_text('{literal}'::json) AS e
+), digest_steps AS (
+  SELECT s.flow_slug, string_agg('[' || {step} || ']', ',' ORDER BY s.step_index) AS steps
+  FROM pgflow.steps s
+  WHERE s.flow_slug IN (SELECT flow_slug FROM expected)
+  GROUP BY s.flow_slug
+), digest_deps AS (
+  SELECT d.flow_slug, string_agg(
+      '[' || to_json(d.step_slug::text)::text || ',' || to_json(d.dep_slug::text)::text || ']',
+      ',' ORDER BY d.step_slug COLLATE "C", d.dep_slug COLLATE "C") AS deps
+  FROM pgflow.deps d
+  WHERE d.flow_slug IN (SELECT flow_slug FROM expected)
+  GROUP BY d.flow_slug
+), matched AS (
+  SELECT f.flow_slug
+  FROM pgflow.flows f
+  JOIN expected e ON e.flow_slug = f.flow_slug
+  LEFT JOIN digest_steps ds ON ds.flow_slug = f.flow_slug
+  LEFT JOIN digest_deps dd ON dd.flow_slug = f.flow_slug
+  WHERE encode(sha256(convert_to('{DIGEST_PREFIX}[' || f.opt_max_attempts || ','
+      || f.opt_base_delay || ',' || f.opt_timeout || ',' || {string(queue_mode)} || ',['
+      || coalesce(ds.steps, '') || '],[' || coalesce(dd.deps, '') || ']]', 'UTF8')), 'hex')
+    = e.digest
+)"""
 
 
 def _shape(  # noqa: PLR0917 (one positional argument per column read)

@@ -101,7 +101,9 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
     found = discover(settings.modules)
     code = found.flows
     try:
-        catalog = read_catalog(autogen_context.connection)
+        catalog = read_catalog(
+            autogen_context.connection, {slug: found.flow for slug, found in code.items()}
+        )
     except PgflowSchemaMissingError as error:
         raise FlowMigrationError(str(error)) from error
     comparisons = [
