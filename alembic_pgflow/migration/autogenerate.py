@@ -102,7 +102,7 @@ def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -
     code = found.flows
     try:
         catalog = read_catalog(
-            autogen_context.connection, {slug: found.flow for slug, found in code.items()}
+            autogen_context.connection, {slug: item.flow for slug, item in code.items()}
         )
     except PgflowSchemaMissingError as error:
         raise FlowMigrationError(str(error)) from error
