@@ -43,7 +43,13 @@ from tests.alembic_project import AlembicProject
 
 TEST_DSN_VARIABLE = "ALEMBIC_PGFLOW_TEST_DSN"
 REAL_PGFLOW_VARIABLE = "ALEMBIC_PGFLOW_TEST_PGFLOW"
-TEST_DATABASE = "alembic_pgflow_test"
+TEST_DATABASE = (
+    f"alembic_pgflow_test_{os.getpid()}"
+    if os.environ.get(TEST_DSN_VARIABLE)
+    else "alembic_pgflow_test"
+)
+"""The tests' database (and, with ``_tmpl``, its template); on a shared server named per
+process, so that two test sessions against one server do not drop each other's database."""
 
 
 @dataclass(frozen=True)

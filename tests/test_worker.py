@@ -123,18 +123,27 @@ def not_json(value: Any) -> object:
     return {1, 2}
 
 
+def exits(value: Any) -> None:
+    sys.exit(3)
+
+
 def test_retries_and_failures_are_pgflows(postgresql: psycopg.Connection) -> None:
     retried = Flow("retried", max_attempts=2, base_delay=1).step("s", handler=flaky)
     failing = Flow("failing", max_attempts=2, base_delay=1).step("s", handler=broken)
     odd = Flow("odd", max_attempts=1).step("s", handler=not_json)
-    migrate(postgresql, retried, failing, odd)
+    leaving = Flow("leaving", max_attempts=1).step("s", handler=exits)
+    migrate(postgresql, retried, failing, odd, leaving)
     dsn = postgresql.info.dsn
-    with serving(dsn, retried, failing, odd):
-        runs = [start_run(dsn, slug, {}) for slug in ("retried", "failing", "odd")]
+    with serving(dsn, retried, failing, odd, leaving) as worker:
+        runs = [start_run(dsn, slug, {}) for slug in ("retried", "failing", "odd", "leaving")]
         results = [wait_for_run(dsn, run_id, timeout=40) for run_id in runs]
+        # The worker lives on after a handler's SystemExit, and its slot is free again.
+        again = wait_for_run(dsn, start_run(dsn, "retried", {}), timeout=40)
+    assert again.status == "completed"
+    assert worker.summary.failed == 6  # retried twice, failing twice, odd, leaving
     assert results[0].status == "completed"
     assert results[0].output == {"s": "ok on attempt 2"}
-    assert [r.status for r in results[1:]] == ["failed", "failed"]
+    assert [r.status for r in results[1:]] == ["failed", "failed", "failed"]
     postgresql.rollback()
     errors: dict[str, str] = dict(
         postgresql.execute(
@@ -142,9 +151,29 @@ def test_retries_and_failures_are_pgflows(postgresql: psycopg.Connection) -> Non
         ).fetchall()
     )
     assert errors["failing"] == "ValueError: always broken"
+    assert errors["leaving"] == "SystemExit: 3"
     assert errors["odd"].startswith(
         "TypeError: the handler of flow 'odd', step 's' returned set, which is not JSON"
     )
+
+
+def test_flows_with_idle_queues_do_not_hold_up_a_busy_one(
+    postgresql: psycopg.Connection,
+) -> None:
+    """Slots are counted per flow: the pollers of idle flows, each waiting on its queue with
+    its slot taken, never keep the busy flow's tasks waiting."""
+    busy = Flow("busy").step("s", handler=lambda value: value["run"]["i"])
+    idle = [Flow(f"idle_{n}").step("s", handler=lambda value: None) for n in range(3)]
+    migrate(postgresql, busy, *idle)
+    dsn = postgresql.info.dsn
+    with serving(dsn, busy, *idle, concurrency=1):
+        started = time.monotonic()
+        results = [
+            wait_for_run(dsn, start_run(dsn, "busy", {"i": i}), timeout=20) for i in range(5)
+        ]
+        elapsed = time.monotonic() - started
+    assert [r.output for r in results] == [{"s": i} for i in range(5)]
+    assert elapsed < 10
 
 
 CALLS: list[str] = []

@@ -36,7 +36,9 @@ def _conninfo(url: sqlalchemy.URL) -> str:
 
 @click.command()
 @click.argument("slugs", nargs=-1)
-@click.option("--concurrency", default=10, show_default=True, help="Tasks in flight at once.")
+@click.option(
+    "--concurrency", default=10, show_default=True, help="Tasks in flight at once, for each flow."
+)
 @click.option(
     "--shutdown-timeout",
     default=30.0,

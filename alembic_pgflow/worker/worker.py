@@ -2,13 +2,13 @@
 
 It never creates or changes definitions (migrations do): before polling, every flow it serves
 must be in the database with the structure it has in code, and every step must have a
-handler. Then one thread per flow polls the flow's queue for as many tasks as there are free
-slots, a pool of ``concurrency`` threads runs the handlers (``async`` ones in an event loop
-of their own), and one reporter thread sends their outcomes to pgflow on its own connection
-(so the server serves a worker on a few connections, whatever its concurrency).
-Several workers, on several machines, share a queue safely: pgmq's
-visibility timeout and ``pgflow.start_tasks`` decide who gets a task, and a task whose worker
-died comes back after its timeout.
+handler. Then one thread per flow polls the flow's queue for as many tasks as the flow has
+free slots (``concurrency`` for each flow, as each of pgflow's own workers serves one flow), a
+pool of threads runs the handlers (``async`` ones in an event loop of their own), and one
+reporter thread sends their outcomes to pgflow on its own connection (so the server serves a
+worker on a few connections, whatever its concurrency). Several workers, on several machines,
+share a queue safely: pgmq's visibility timeout and ``pgflow.start_tasks`` decide who gets a
+task, and a task whose worker died comes back after its timeout.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class Worker:
         self.function_name = function_name or f"alembic-pgflow@{socket.gethostname()}"
         self.summary = WorkerSummary()
         self._stop = threading.Event()
-        self._slots = threading.Semaphore(concurrency)
+        self._slots = {flow.slug: threading.Semaphore(concurrency) for flow in flows}
+        """Each flow's free task slots: one flow's poller, waiting on an idle queue while it
+        holds slots, never keeps another flow's tasks waiting."""
         self._lock = threading.Lock()
         self._reports: queue.SimpleQueue[_Outcome | None] = queue.SimpleQueue()
         self._handlers: dict[tuple[str, str], tuple[Callable[..., Any], bool]] = {}
@@ -162,9 +164,13 @@ class Worker:
                 for slug in self.flows
             }
         log.info(
-            "pgflow worker serving %s with %d slot(s)", ", ".join(self.flows), self.concurrency
+            "pgflow worker serving %s with %d slot(s) a flow",
+            ", ".join(self.flows),
+            self.concurrency,
         )
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pgflow-task")
+        pool = ThreadPoolExecutor(
+            self.concurrency * len(self.flows), thread_name_prefix="pgflow-task"
+        )
         pollers = [
             threading.Thread(
                 target=self._poll, args=(runtime, slug, worker_ids[slug], pool), daemon=True
@@ -203,10 +209,13 @@ class Worker:
     def _drain(self, pool: ThreadPoolExecutor) -> None:
         deadline = time.monotonic() + getattr(self, "_deadline", 30.0)
         acquired = 0
-        while acquired < self.concurrency and time.monotonic() < deadline:
-            if self._slots.acquire(timeout=0.1):
+        total = self.concurrency * len(self._slots)
+        for slots in self._slots.values():
+            for _ in range(self.concurrency):
+                if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    break
                 acquired += 1
-        pool.shutdown(wait=acquired == self.concurrency, cancel_futures=True)
+        pool.shutdown(wait=acquired == total, cancel_futures=True)
 
     def _heartbeat(self, runtime: Runtime, worker_ids: list[str]) -> None:
         with self._connect() as connection:
@@ -222,7 +231,7 @@ class Worker:
     def _poll(self, runtime: Runtime, slug: str, worker_id: str, pool: ThreadPoolExecutor) -> None:
         with self._connect() as connection:
             while not self._stop.is_set():
-                free = self._free_slots()
+                free = self._free_slots(slug)
                 if free == 0:
                     continue
                 try:
@@ -239,20 +248,21 @@ class Worker:
                     tasks = []
                     self._stop.wait(1)
                 for _ in range(free - len(tasks)):
-                    self._slots.release()
+                    self._slots[slug].release()
                 for task in tasks:
                     pool.submit(self._execute, task)
 
-    def _free_slots(self) -> int:
+    def _free_slots(self, slug: str) -> int:
         """Wait for a free slot, then take the others that free up within a few
         milliseconds, so that reads fetch tasks in batches rather than one by one."""
-        if not self._slots.acquire(timeout=0.2):
+        slots = self._slots[slug]
+        if not slots.acquire(timeout=0.2):
             return 0
         free = 1
         deadline = time.monotonic() + BATCH_WAIT_SECONDS
         while free < self.concurrency:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._slots.acquire(timeout=remaining):
+            if remaining <= 0 or not slots.acquire(timeout=remaining):
                 break
             free += 1
         return free
@@ -280,7 +290,7 @@ class Worker:
                     f"the handler took {elapsed:.1f} s, past the step's timeout of {timeout:g} s"
                 )
             outcome = _Outcome(task, True, _json(output, task), started)
-        except Exception as error:
+        except BaseException as error:  # asyncio.CancelledError and SystemExit fail it too
             outcome = _Outcome(task, False, f"{type(error).__name__}: {error}", started)
         self._reports.put(outcome)
 
@@ -330,7 +340,7 @@ class Worker:
                     outcome.text,
                 )
         finally:
-            self._slots.release()
+            self._slots[task.flow_slug].release()
 
     def _count(self, task: Task, *, ok: bool) -> None:
         with self._lock:
