@@ -251,7 +251,16 @@ slow_flow = Flow("slow", timeout=3, max_attempts=3, base_delay=1).step("s", hand
 
 def worker_process(project: AlembicProject) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "alembic_pgflow", "worker", "--concurrency", "2"],
+        [
+            sys.executable,
+            "-m",
+            "alembic_pgflow",
+            "worker",
+            "--concurrency",
+            "2",
+            "--poll-interval-ms",
+            "50",
+        ],
         cwd=project.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -357,6 +366,13 @@ def test_run_wait_prints_the_output(
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].endswith(": completed")
     assert '"s": "done"' in result.stdout
+
+
+def test_worker_options_out_of_range_are_refused(slow_project: AlembicProject) -> None:
+    for option in ("--concurrency", "--poll-interval-ms"):
+        result = slow_project.cli("worker", option, "0")
+        assert result.returncode == 2
+        assert f"Invalid value for '{option}': 0 is not in the range x>=1" in result.stderr
 
 
 def slow_first_time(value: Any, context: TaskContext) -> str:

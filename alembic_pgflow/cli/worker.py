@@ -37,7 +37,19 @@ def _conninfo(url: sqlalchemy.URL) -> str:
 @click.command()
 @click.argument("slugs", nargs=-1)
 @click.option(
-    "--concurrency", default=10, show_default=True, help="Tasks in flight at once, for each flow."
+    "--concurrency",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Tasks in flight at once, for each flow.",
+)
+@click.option(
+    "--poll-interval-ms",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How often a waiting worker looks at a flow's queue (lower: less latency between "
+    "steps, more queries while idle).",
 )
 @click.option(
     "--shutdown-timeout",
@@ -48,7 +60,11 @@ def _conninfo(url: sqlalchemy.URL) -> str:
 @click.pass_context
 @user_errors
 def worker(
-    context: click.Context, slugs: tuple[str, ...], concurrency: int, shutdown_timeout: float
+    context: click.Context,
+    slugs: tuple[str, ...],
+    concurrency: int,
+    poll_interval_ms: int,
+    shutdown_timeout: float,
 ) -> None:
     """Run the handlers of the flows in code (all with handlers, or the SLUGS given).
 
@@ -57,7 +73,12 @@ def worker(
     """
     config = config_of(context)
     flows = flows_to_serve(project_flows(config), slugs)
-    runner = Worker(_conninfo(project_url(config)), flows, concurrency=concurrency)
+    runner = Worker(
+        _conninfo(project_url(config)),
+        flows,
+        concurrency=concurrency,
+        poll_interval_ms=poll_interval_ms,
+    )
     _log_tasks()
 
     def stop(signum: int, frame: FrameType | None) -> None:

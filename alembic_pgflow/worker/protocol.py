@@ -120,13 +120,15 @@ def read_and_start(
     *,
     quantity: int,
     poll_seconds: int,
+    poll_interval_ms: int = 100,
 ) -> list[Task]:
-    """Wait up to ``poll_seconds`` for messages on the flow's queue, then claim them."""
+    """Wait up to ``poll_seconds`` for messages on the flow's queue, looking every
+    ``poll_interval_ms``, then claim them."""
     queue = runtime.queue_of(flow_slug)
     messages = connection.execute(
         "SELECT msg_id FROM pgmq.read_with_poll(queue_name => %s, vt => %s, qty => %s,"
-        " max_poll_seconds => %s, poll_interval_ms => 100)",
-        (queue, VISIBILITY_SECONDS, quantity, poll_seconds),
+        " max_poll_seconds => %s, poll_interval_ms => %s)",
+        (queue, VISIBILITY_SECONDS, quantity, poll_seconds, poll_interval_ms),
     ).fetchall()
     if not messages:
         return []

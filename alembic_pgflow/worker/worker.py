@@ -78,6 +78,7 @@ class Worker:
         *,
         concurrency: int = 10,
         poll_seconds: int = 1,
+        poll_interval_ms: int = 100,
         function_name: str | None = None,
     ) -> None:
         if concurrency < 1:
@@ -86,6 +87,7 @@ class Worker:
         self.flows = {flow.slug: flow for flow in flows}
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        self.poll_interval_ms = poll_interval_ms
         self.function_name = function_name or f"alembic-pgflow@{socket.gethostname()}"
         self.summary = WorkerSummary()
         self._stop = threading.Event()
@@ -242,6 +244,7 @@ class Worker:
                         worker_id,
                         quantity=free,
                         poll_seconds=self.poll_seconds,
+                        poll_interval_ms=self.poll_interval_ms,
                     )
                 except psycopg.Error as error:
                     log.warning("polling flow %r failed: %s", slug, error)
