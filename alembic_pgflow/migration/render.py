@@ -66,11 +66,20 @@ def render_pgflow_ops(autogen_context: AutogenContext, op: PgflowOps) -> list[st
                 "pgflow operations cannot be rendered without the revision id they record; "
                 "render them through alembic revision --autogenerate"
             )
-        lines += [
-            "# pgflow: serialize flow migrations, check the lock budget"
-            + (", keep the claims table" if created else ""),
-            execute_line(prologue_sql(len(created) + len(removed), creates=bool(created))),
-        ]
+        if created:
+            lines += [
+                "# pgflow: serialize flow migrations, check the lock budget, keep the claims "
+                "table,",
+                "# lock the new flows' slugs and refuse slugs that differ only in case",
+            ]
+        else:
+            lines.append("# pgflow: serialize flow migrations, check the lock budget")
+        prologue = prologue_sql(
+            len(created) + len(removed),
+            creates=bool(created),
+            new_slugs=[operation.slug for operation in created],
+        )
+        lines.append(execute_line(prologue))
     if created:
         assert op.revision is not None
         lines += [

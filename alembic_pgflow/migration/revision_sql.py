@@ -90,13 +90,21 @@ _PGFLOW_LOCKS = """\
   PERFORM pg_advisory_xact_lock(1, hashtext(lower(p_slug)));"""
 
 
-def prologue_sql(flows: int, *, creates: bool) -> str:
+def prologue_sql(flows: int, *, creates: bool, new_slugs: Sequence[str] = ()) -> str:
     """The first statement of each side of a revision that creates or removes flows.
 
     It stops with a clear error where pgflow is not installed, serializes flow migrations (one
     advisory lock for all of them), refuses to go on when this transaction would run the
     server out of lock-table entries (naming the fix), and, on the side that creates flows,
     creates the claims table where it is missing.
+
+    With ``new_slugs`` (the flows this side creates, in order) it then takes pgflow's
+    compile-path locks for each of them and refuses a slug that differs only in case from a
+    stored flow or from an earlier one of the list, all in one statement each: a lookup that
+    ignores case has no index in pgflow, so the guard doing it for each flow would scan every
+    stored flow once a flow (quadratic in the flows of a revision). The locks are held from
+    here on, so no creator that takes them (a pgflow worker compiling one of these flows,
+    another revision) can slip a flow in between this check and the flow's creation.
     """
     claims = (
         f"""
@@ -114,12 +122,19 @@ def prologue_sql(flows: int, *, creates: bool) -> str:
         if creates
         else ""
     )
+    new_flows, check = ("", "")
+    if creates and new_slugs:
+        new_flows = (
+            f"\n  new_flows CONSTANT text[] := {_text_array(new_slugs)};"
+            "\n  slug text;\n  other text;"
+        )
+        check = _NEW_FLOWS_CHECK
     return do_block(
         f"""\
 DECLARE
   held bigint;
   capacity bigint;
-  needed bigint := {flows * LOCKS_PER_FLOW};
+  needed bigint := {flows * LOCKS_PER_FLOW};{new_flows}
 BEGIN
   IF to_regclass('pgflow.flows') IS NULL THEN
     RAISE EXCEPTION USING
@@ -143,9 +158,50 @@ BEGIN
         HINT = 'Run each revision in its own transaction: transaction_per_migration=True in '
           || 'context.configure(...) of env.py; or raise max_locks_per_transaction.';
     END IF;
-  END IF;
+  END IF;{check}
 END"""
     )
+
+
+# The prologue's locks and case check for the flows a revision creates (see prologue_sql).
+_NEW_FLOWS_CHECK = """
+  -- pgflow's compile-path locks for each new flow, held until commit; then no new slug may
+  -- differ only in case from a stored flow or an earlier new one (one pgmq queue for both):
+  -- grouped, so that it costs the same whatever the planner guesses of the array's size.
+  PERFORM pg_advisory_xact_lock(1, hashtext(n.slug)),
+    pg_advisory_xact_lock(1, hashtext(lower(n.slug)))
+  FROM unnest(new_flows) n(slug);
+  IF EXISTS (
+    SELECT FROM (SELECT f.flow_slug, 0 FROM pgflow.flows f
+                 UNION ALL SELECT * FROM unnest(new_flows) WITH ORDINALITY) a(slug, position)
+    GROUP BY lower(a.slug)
+    HAVING count(DISTINCT a.slug) > 1 AND max(a.position) > 0
+  ) THEN
+    SELECT n.slug, o.slug INTO slug, other
+    FROM unnest(new_flows) WITH ORDINALITY n(slug, position)
+    JOIN (SELECT f.flow_slug, 0 FROM pgflow.flows f
+          UNION ALL SELECT * FROM unnest(new_flows) WITH ORDINALITY) o(slug, position)
+      ON lower(o.slug) = lower(n.slug) AND o.slug <> n.slug AND o.position < n.position
+    ORDER BY n.position
+    LIMIT 1;
+    RAISE EXCEPTION USING
+      MESSAGE = 'pgflow flow ' || quote_literal(slug) || ' cannot be created: flow '
+        || quote_literal(other) || ' differs from it only in case, and pgflow gives both one '
+        || 'pgmq queue (0.17 treats them as one flow)',
+      HINT = 'Give the flow in code another slug and generate the migration again.';
+  END IF;"""
+
+
+def _text_array(values: Sequence[str]) -> str:
+    """``ARRAY[...]`` of string literals, several a line, lines of at most 100 characters."""
+    lines: list[str] = []
+    for literal in map(quote_text, values):
+        if lines and len(lines[-1]) + len(literal) + 2 <= 100:
+            lines[-1] += f" {literal},"
+        else:
+            lines.append(f"    {literal},")
+    lines[-1] = lines[-1].removesuffix(",")
+    return "ARRAY[\n" + "\n".join(lines) + "\n  ]"
 
 
 # The stored structure in the same form as expected_structure_json, from any release: each
@@ -178,12 +234,14 @@ coalesce(jsonb_agg(
 def guard_function_sql(revision: str) -> str:
     """Create the guard that each new flow of a revision calls first.
 
-    It takes pgflow's own compile-path locks for the slug, refuses a slug that differs only in
-    case from a stored flow and a pgmq queue of that name that no flow owns, and records the
-    revision's claim on the flow. It returns true when the flow must be created, false when
-    the slug already holds the expected structure (the creating statements change nothing
-    then), and fails when it holds another structure, or (pgflow 0.17) is in step mode. It
-    runs on every release: what a release lacks reads as pgflow's default.
+    It takes pgflow's own compile-path locks for the slug (already held since the prologue,
+    which also refused slugs that differ only in case from another flow), refuses a pgmq queue
+    of that name that no flow owns, and records the revision's claim on the flow. It returns
+    true when the flow must be created, false when the slug already holds the expected
+    structure (the creating statements change nothing then), and fails when it holds another
+    structure, or (pgflow 0.17) is in step mode. It runs on every release: what a release
+    lacks reads as pgflow's default. Its cost does not grow with the flows stored: it looks
+    the slug up by pgflow's primary key and the queue by name.
     """
     return f"""\
 CREATE OR REPLACE FUNCTION {GUARD_FUNCTION}(p_slug text, p_expected jsonb, p_new_slug text)
@@ -191,19 +249,8 @@ RETURNS boolean LANGUAGE plpgsql AS $pgflow$
 DECLARE
   c_revision CONSTANT text := {quote_text(revision)};
   stored jsonb;
-  other text;
 BEGIN
 {_PGFLOW_LOCKS}
-  SELECT f.flow_slug INTO other FROM pgflow.flows f
-  WHERE lower(f.flow_slug) = lower(p_slug) AND f.flow_slug <> p_slug
-  LIMIT 1;
-  IF other IS NOT NULL THEN
-    RAISE EXCEPTION USING
-      MESSAGE = 'pgflow flow ' || quote_literal(p_slug) || ' cannot be created: flow '
-        || quote_literal(other) || ' differs from it only in case, and pgflow gives both one '
-        || 'pgmq queue (0.17 treats them as one flow)',
-      HINT = 'Give the flow in code another slug and generate the migration again.';
-  END IF;
   IF EXISTS (SELECT FROM pgflow.flows f WHERE f.flow_slug = p_slug) THEN
     SELECT {_STORED_STEPS}
     INTO stored
