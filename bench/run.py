@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --pgflow-release 0.8.1 [--max-locks 256]  # real pgflow
     .venv/bin/python bench/run.py --pgflow-template DB                        # a real pgflow DB
     .venv/bin/python bench/run.py --pgflow-release 0.8.1 --only check        # no-op check only
+    .venv/bin/python bench/run.py --pgflow-release 0.8.1 --only upgrade      # upgrade turns only
 
 For projects of N flows of 10 steps, on an embedded PostgreSQL (or ALEMBIC_PGFLOW_BENCH_DSN's
 server, whose connecting user may create databases), with alembic-pgflow's pgflow stand-in, or
@@ -462,6 +463,29 @@ def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat
     }
 
 
+def measure_only(
+    server: Server, pgflow: Pgflow, count: int, work: Path, arguments: argparse.Namespace
+) -> tuple[list[Row], list[Row]]:
+    """``--only check``: the check figures of one size (:func:`check_only`); ``--only upgrade``:
+    the upgrade turns of each style (:func:`upgrade_figures`), without the no-op check."""
+    if arguments.only == "check":
+        return [check_only(server, pgflow, count, work, repeat=arguments.repeat)], []
+    rows = []
+    for style in ("statements", "block"):
+        _, row = upgrade_figures(
+            server,
+            pgflow,
+            count,
+            work,
+            style=style,
+            repeat=arguments.repeat,
+            breakdown=arguments.breakdown,
+        )
+        server.drop_database(f"bench_{count}_{style}")
+        rows.append(row)
+    return [], rows
+
+
 Columns = list[tuple[str, str, str]]
 
 UPGRADE_COLUMNS: Columns = [
@@ -568,8 +592,9 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=["check"],
-        help="check: measure only autogenerate and the no-op check (one upgrade, no turns)",
+        choices=["check", "upgrade"],
+        help="check: measure only autogenerate and the no-op check (one upgrade, no turns); "
+        "upgrade: only the upgrade turns of both styles against psql (no no-op check)",
     )
     parser.add_argument(
         "--wait-quiet",
@@ -618,8 +643,10 @@ def main() -> None:
         )
         check_rows, upgrade_rows = [], []
         for count in sizes:
-            if arguments.only == "check":
-                check_rows.append(check_only(server, pgflow, count, work, repeat=arguments.repeat))
+            if arguments.only:
+                only_check, only_upgrades = measure_only(server, pgflow, count, work, arguments)
+                check_rows += only_check
+                upgrade_rows += only_upgrades
                 print(f"  {count} flows done, load {load_average():.2f}", file=sys.stderr)
                 continue
             check, upgrades = measure(
@@ -636,7 +663,8 @@ def main() -> None:
             )
         if arguments.breakdown:
             print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
-        print(table("Autogenerate and no-op check", CHECK_COLUMNS, check_rows))
+        if check_rows:
+            print(table("Autogenerate and no-op check", CHECK_COLUMNS, check_rows))
         lines = verdicts(upgrade_rows, check_rows)
         if lines:
             print("\nIssue 11's targets\n")
