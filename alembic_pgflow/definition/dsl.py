@@ -233,14 +233,18 @@ class Flow:
             if depends_on == () and type(depends_on) is tuple
             else self._checked_dependencies(slug, depends_on, deps_field)
         )
+        # frozen_instance(StepDefinition, ...) inline: a function call less a step.
+        step = _new_object(StepDefinition)
         if not options:
-            step = frozen_instance(
-                StepDefinition,
+            _set_attribute(
+                step,
+                "__dict__",
                 {"slug": slug, "step_type": step_type, "depends_on": dependencies, **_NO_OPTIONS},
             )
         else:
-            step = frozen_instance(
-                StepDefinition,
+            _set_attribute(
+                step,
+                "__dict__",
                 {
                     "slug": slug,
                     "step_type": step_type,
@@ -331,8 +335,10 @@ def _new_flow(
     handlers: dict[str, Handler],
     folded: dict[str, str],
 ) -> Flow:
-    return frozen_instance(
-        Flow,
+    flow: Flow = _new_object(Flow)  # frozen_instance(Flow, ...) inline
+    _set_attribute(
+        flow,
+        "__dict__",
         {
             "slug": slug,
             "options": options,
@@ -341,6 +347,11 @@ def _new_flow(
             "_folded": folded,
         },
     )
+    return flow
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 _NO_STEP_OPTIONS = StepOptions()
