@@ -8,11 +8,13 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+import sqlalchemy
 
 from alembic_pgflow import Flow, read_catalog, shape_of
 from alembic_pgflow.comparison.status import FlowStatus, compare
+from alembic_pgflow.database import catalog as catalog_module
 from alembic_pgflow.definition.discovery import DiscoveredFlow
-from alembic_pgflow.definition.row_digest import jsonb_text
+from alembic_pgflow.definition.row_digest import jsonb_text, record_field, rows_text
 from tests.alembic_project import AlembicProject
 from tests.test_database_reader import apply, ten_step_flow
 
@@ -40,6 +42,21 @@ TRICKY: dict[str, object] = {
     "é": "a two-byte key of one character",
     "nested": [1, 2.5, {"deep": [True, False, None, "]},{"]}],
 }
+ROW_TEXT: dict[str, object] = {
+    # What a row value's text quotes: commas, parentheses, quotes, backslashes, ASCII white
+    # space; and what it does not (other white space, braces, brackets).
+    "a,b": "(x)",
+    "(": ")",
+    "q": '"',
+    "bs": "\\\\",
+    "sp ace": " ",
+    "\t": "\x0b\x0c\r\n",
+    "nbsp": "\u00a0\u2028\u3000\x85",
+    "braces": "{}[]",
+    "null": None,
+    "empty": "",
+    "{}": {},
+}
 NUMBERS: dict[str, object] = {
     "one_point_zero": 1.0,
     "tenth": 0.1,
@@ -50,6 +67,17 @@ NUMBERS: dict[str, object] = {
     "huge_int": 10**30,
     "int": 0,
 }
+
+PATTERN_FLOWS = [
+    Flow("tricky")
+    .step("a", required_input_pattern=TRICKY, when_unmet="fail")
+    .step("b", depends_on=["a"], forbidden_input_pattern=NUMBERS, when_exhausted="skip")
+    .step("c", required_input_pattern={"k": {}}, forbidden_input_pattern={"k": []}),
+    Flow("row_text")
+    .step("a", required_input_pattern=ROW_TEXT, forbidden_input_pattern={})
+    .step("b", depends_on=["a"], forbidden_input_pattern={"a": {"": [None, ","]}}),
+    Flow("defaults_spelt_out").step("a", when_unmet="skip", when_exhausted="fail"),
+]
 
 
 def code(*flows: Flow) -> dict[str, Flow]:
@@ -73,13 +101,7 @@ def test_flows_stored_as_their_code_are_not_read(postgresql: psycopg.Connection)
 def test_digests_agree_on_patterns_with_tricky_strings_and_numbers(
     postgresql: psycopg.Connection,
 ) -> None:
-    flows = [
-        Flow("tricky")
-        .step("a", required_input_pattern=TRICKY, when_unmet="fail")
-        .step("b", depends_on=["a"], forbidden_input_pattern=NUMBERS, when_exhausted="skip")
-        .step("c", required_input_pattern={"k": {}}, forbidden_input_pattern={"k": []}),
-        Flow("defaults_spelt_out").step("a", when_unmet="skip", when_exhausted="fail"),
-    ]
+    flows = PATTERN_FLOWS
     apply(postgresql, flows)
     catalog = read_catalog(postgresql, code(*flows))
     for flow in flows:
@@ -102,6 +124,71 @@ def test_jsonb_text_is_what_postgresql_writes(postgresql: psycopg.Connection) ->
         row = postgresql.execute("SELECT %s::jsonb::text", (pattern.compact_json,)).fetchone()
         assert row is not None
         assert jsonb_text(json.loads(pattern.compact_json, parse_float=Decimal)) == row[0]
+
+
+def test_record_field_is_what_postgresql_writes(postgresql: psycopg.Connection) -> None:
+    texts = [
+        "",
+        "plain",
+        "a,b",
+        "(x)",
+        '"',
+        "\\",
+        "a b",
+        "\t\n\x0b\x0c\r",
+        "\u00a0é\u2028",
+        "{}",
+        "NULL",
+    ]
+    for text in texts:
+        row = postgresql.execute("SELECT row(%s::text, 1)::text", (text,)).fetchone()
+        assert row is not None
+        assert f"({record_field(text)},1)" == row[0], repr(text)
+
+
+def test_the_server_writes_the_code_text(postgresql: psycopg.Connection) -> None:
+    """The server's text of each flow's rows is the code's, byte for byte."""
+    columns = {
+        f"{table}.{column}"
+        for table, column in postgresql.execute(
+            "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgflow' "
+            "AND a.attnum > 0 AND NOT a.attisdropped"
+        )
+    }
+    flows = FLOWS + (PATTERN_FLOWS if "steps.required_input_pattern" in columns else [])
+    apply(postgresql, flows)
+    sql = catalog_module._definitions_sql(columns, digested=code(*flows))
+    texts_sql = sql.replace("encode(sha256(convert_to(", "((").replace(
+        ", 'UTF8')),\n    'hex')", "))"
+    )
+    assert "sha256" not in texts_sql
+    row = postgresql.execute(texts_sql).fetchone()
+    assert row is not None
+    stored = dict(json.loads(row[0]))
+    assert stored == {flow.slug: rows_text(flow) for flow in flows}
+
+
+def count_statements(database_url: str, flows: dict[str, Flow]) -> int:
+    engine = sqlalchemy.create_engine(database_url)
+    statements: list[str] = []
+    sqlalchemy.event.listen(
+        engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+    )
+    with engine.connect() as connection:
+        read_catalog(connection, flows)
+    engine.dispose()
+    return len(statements)
+
+
+def test_only_differing_flows_take_a_fourth_query(
+    postgresql: psycopg.Connection, database_url: str
+) -> None:
+    apply(postgresql, FLOWS)
+    assert count_statements(database_url, code(*FLOWS)) == 3
+    postgresql.execute("UPDATE pgflow.flows SET opt_timeout = 99 WHERE flow_slug = 'options'")
+    postgresql.commit()
+    assert count_statements(database_url, code(*FLOWS)) == 4
 
 
 EDITS = [

@@ -5,16 +5,18 @@ columns, functions and function arguments exist, and so which release it is), on
 definitions as a single JSON document, one the server facts that bound a migration (pgmq and its
 queue tables, the lock table's size). Columns an older release lacks read as pgflow's defaults.
 
-Given the flows in code, the definitions query first has the server digest each of those flows'
-rows as :mod:`~alembic_pgflow.definition.row_digest` digests the code: a flow whose digests
-agree holds exactly what its code stores, so its shape is the code's, and only the other flows
-are sent and read in full. The SQL is built only from this module's constants and, for that,
-the code's slugs (which the DSL restricts to ASCII letters, digits and ``_``) and hex digests.
+Given the flows in code, the definitions query has the server digest each of those flows' rows
+as :mod:`~alembic_pgflow.definition.row_digest` digests the code (which a thread does meanwhile)
+and sends only the other flows in full: a flow whose digests agree holds exactly what its code
+stores, so its shape is the code's; a fourth query reads the flows whose digests differ, only
+when some do. The SQL is built only from this module's constants and, for that, the code's
+slugs (which the DSL restricts to ASCII letters, digits and ``_``).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -153,7 +155,23 @@ def read_catalog(
     Raises :class:`~alembic_pgflow.errors.PgflowSchemaMissingError` when the database has no
     pgflow definition tables.
     """
-    rows = _row_reader(connection)
+    # Only slugs that can go into the SQL text as they are: ASCII letters, digits and "_" (the
+    # DSL allows no others).
+    digested = {
+        slug: flow
+        for slug, flow in (code or {}).items()
+        if flow.slug == slug and slug.isidentifier() and slug.isascii()
+    }
+    expected = _CodeDigests(digested)  # computed while the server works
+    try:
+        return _read_catalog(_row_reader(connection), digested, expected)
+    finally:
+        expected.join()
+
+
+def _read_catalog(
+    rows: _Rows, digested: Mapping[str, Flow], expected: _CodeDigests
+) -> PgflowCatalog:
     found = {(kind, name) for kind, name in rows(_CATALOG_SQL)}
     columns = {name for kind, name in found if kind == "column"}
     missing = [
@@ -170,21 +188,31 @@ def read_catalog(
     features = frozenset(
         feature for feature, evidence in _FEATURE_EVIDENCE.items() if evidence in found
     )
-    code = code or {}
-    digests = _expected_digests(code) if _DIGESTS_EVIDENCE in found else {}
-    if digests:
-        ((matched, document),) = rows(_definitions_sql(columns, digests))
+    if _DIGESTS_EVIDENCE not in found:
+        digested = {}
+    documents: list[str] = []
+    same: list[str] = []
+    if digested:
+        ((stored_digests, document),) = rows(_definitions_sql(columns, digested=digested))
+        documents.append(document)
+        code_digests, differing = expected.result(), list[str]()
+        for slug, digest in json.loads(stored_digests):
+            (same if code_digests.get(slug) == digest else differing).append(slug)
+        if differing:
+            ((document,),) = rows(_definitions_sql(columns, only=differing))
+            documents.append(document)
     else:
         ((document,),) = rows(_definitions_sql(columns))
-        matched = "[]"
+        documents.append(document)
     flows = {}
     with paused_gc():
-        for slug in json.loads(matched):
-            flows[slug] = StoredFlow(shape=shape_of(code[slug]))
+        for slug in same:
+            flows[slug] = StoredFlow(shape=shape_of(digested[slug]))
         # Big numbers stay Decimal: Python refuses to read integers of over 4300 digits.
-        for slug, *flow_row, step_rows in json.loads(document, parse_int=Decimal):
-            flows[slug] = _stored_flow(slug, flow_row, step_rows)
-    if digests:
+        for document in documents:
+            for slug, *flow_row, step_rows in json.loads(document, parse_int=Decimal):
+                flows[slug] = _stored_flow(slug, flow_row, step_rows)
+    if digested:
         flows = dict(sorted(flows.items()))  # code points order as "C" does
     ((has_pgmq, lock_table_size, queues),) = rows(_SERVER_SQL)
     return PgflowCatalog(
@@ -238,38 +266,75 @@ class _StepRow(NamedTuple):
     dependencies: list[str]
 
 
-def _expected_digests(code: Mapping[str, Flow]) -> dict[str, str]:
-    # Only slugs that can go into the SQL text as they are: ASCII letters, digits and "_" (the
-    # DSL allows no others).
-    return {
-        slug: rows_digest(flow)
-        for slug, flow in code.items()
-        if flow.slug == slug and slug.isidentifier() and slug.isascii()
-    }
+class _CodeDigests(threading.Thread):
+    """:func:`~alembic_pgflow.definition.row_digest.rows_digest` of each flow, by slug,
+    computed in a thread of its own (started at once, if there are flows)."""
+
+    def __init__(self, flows: Mapping[str, Flow]) -> None:
+        super().__init__(name="alembic_pgflow row digests", daemon=True)
+        self._flows = flows
+        self._digests: dict[str, str] = {}
+        self._error: BaseException | None = None
+        if flows:
+            self.start()
+
+    def run(self) -> None:
+        try:
+            self._digests = {slug: rows_digest(flow) for slug, flow in self._flows.items()}
+        except BaseException as error:  # raised again by result()
+            self._error = error
+
+    def result(self) -> dict[str, str]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._digests
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.is_alive() or self.ident is not None:
+            super().join(timeout)
 
 
-def _definitions_sql(columns: set[str], digests: Mapping[str, str] | None = None) -> str:
+def _slugs_sql(name: str, slugs: Sequence[str]) -> str:
+    """A CTE ``name`` of the flow slugs ``slugs`` (plain slugs only)."""
+    literal = json.dumps(list(slugs), separators=(",", ":"))
+    if "'" in literal or "\\" in literal:  # plain slugs only
+        raise ValueError(f"not a plain slug in {literal!r}")
+    return f"""{name} AS (
+  SELECT e.value COLLATE "C" AS flow_slug
+  FROM json_array_elements_text('{literal}'::json) AS e
+)"""
+
+
+def _definitions_sql(
+    columns: set[str],
+    *,
+    digested: Mapping[str, Flow] | None = None,
+    only: Sequence[str] | None = None,
+) -> str:
     """One JSON document: ``[[slug, max_attempts, base_delay, timeout, [[step...], ...]], ...]``,
     built with joins and grouping (no query per flow or step).
 
-    With ``digests`` (hex by slug), a first column lists the flows whose rows' digest is that,
-    in a JSON array, and the document holds only the other flows."""
+    With ``digested`` (flows by plain slug), a first column holds ``[[slug, digest], ...]``
+    (:mod:`~.row_digest`'s hex digest of the rows of each of these flows the database has), in
+    a JSON array, and the document holds only the other flows. With ``only`` (plain slugs),
+    the document holds only these flows."""
 
     def step_column(name: str) -> str:
         return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
 
     queue_mode = "f.queue_mode" if "flows.queue_mode" in columns else "'flow'"
-    prefix, unmatched, step_filter, deps_filter = "WITH ", "", "", ""
-    if digests:
-        prefix = _digests_sql(step_column, queue_mode, digests) + ", "
-        unmatched = "WHERE f.flow_slug NOT IN (SELECT flow_slug FROM matched)\n"
-        step_filter = "WHERE s.flow_slug NOT IN (SELECT flow_slug FROM matched)\n  "
-        deps_filter = "WHERE d.flow_slug NOT IN (SELECT flow_slug FROM matched)\n  "
-    matched_column = (
-        "(SELECT coalesce(json_agg(flow_slug), '[]'::json) FROM matched)::text,\n  "
-        if digests
-        else ""
-    )
+    prefix, flow_filter, step_filter, deps_filter, digest_column = "WITH ", "", "", "", ""
+    if digested or only:
+        kept = "NOT IN" if digested else "IN"
+        flow_filter = f"WHERE f.flow_slug {kept} (SELECT flow_slug FROM chosen)\n"
+        step_filter = f"WHERE s.flow_slug {kept} (SELECT flow_slug FROM chosen)\n  "
+        deps_filter = f"WHERE d.flow_slug {kept} (SELECT flow_slug FROM chosen)\n  "
+        prefix += _slugs_sql("chosen", list(digested or only or ())) + ", "
+    if digested:
+        prefix += _digests_sql(step_column, queue_mode) + ", "
+        digest_column = "(SELECT coalesce(json_agg(json_build_array(flow_slug, digest)), "
+        digest_column += "'[]'::json) FROM digests)::text,\n  "
 
     return f"""\
 {prefix}step_deps AS (
@@ -289,74 +354,56 @@ def _definitions_sql(columns: set[str], digests: Mapping[str, str] | None = None
   LEFT JOIN step_deps sd ON sd.flow_slug = s.flow_slug AND sd.step_slug = s.step_slug
   {step_filter}GROUP BY s.flow_slug
 )
-SELECT {matched_column}coalesce(json_agg(json_build_array(
+SELECT {digest_column}coalesce(json_agg(json_build_array(
     f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {queue_mode},
     coalesce(fs.steps, '[]'::json)
   ) ORDER BY f.flow_slug COLLATE "C"), '[]'::json)::text
 FROM pgflow.flows f
 LEFT JOIN flow_steps fs ON fs.flow_slug = f.flow_slug
-{unmatched}"""
+{flow_filter}"""
 
 
-def _digests_sql(step_column: Any, queue_mode: str, digests: Mapping[str, str]) -> str:
-    """CTEs ``expected`` (the code's digests) and ``matched`` (the slugs whose rows' digest
-    agrees): the server writes each flow's rows as :mod:`~.row_digest`'s text (a ``NULL``
-    anywhere it is not expected makes the text ``NULL``, which matches nothing)."""
-    literal = json.dumps(dict(digests), separators=(",", ":"))
-    if "'" in literal or "\\" in literal:  # plain slugs and hex digits only
-        raise ValueError(f"not a plain slug in {literal!r}")
-
-    def string(expression: str) -> str:
-        return f"to_json(({expression})::text)::text"
-
-    def number(expression: str) -> str:
-        return f"coalesce(({expression})::text, 'null')"
-
-    def pattern(name: str) -> str:  # jsonb's own text, as a JSON string
-        return f"coalesce({string(step_column(name))}, 'null')"
-
-    step = " || ',' || ".join(
+def _digests_sql(step_column: Any, queue_mode: str) -> str:
+    """CTEs ending in ``digests``: the slug and rows' digest of each flow in ``chosen`` that the
+    database has; the server writes each flow's rows as :mod:`~.row_digest`'s text, from
+    ``row(...)::text``."""
+    step = ", ".join(
         [
-            string("s.step_slug"),
+            "s.step_slug",
             "s.step_index",
             "s.deps_count",
-            string(step_column("step_type")),
-            number("s.opt_max_attempts"),
-            number("s.opt_base_delay"),
-            number("s.opt_timeout"),
-            number(step_column("opt_start_delay")),
-            pattern("required_input_pattern"),
-            pattern("forbidden_input_pattern"),
-            string(step_column("when_unmet")),
-            string(step_column("when_exhausted")),
+            step_column("step_type"),
+            "s.opt_max_attempts",
+            "s.opt_base_delay",
+            "s.opt_timeout",
+            step_column("opt_start_delay"),
+            step_column("required_input_pattern"),
+            step_column("forbidden_input_pattern"),
+            step_column("when_unmet"),
+            step_column("when_exhausted"),
         ]
     )
     return f"""\
-WITH expected AS (
-  SELECT e.key COLLATE "C" AS flow_slug, e.value AS digest
-  FROM json_each_text('{literal}'::json) AS e
-), digest_steps AS (
-  SELECT s.flow_slug, string_agg('[' || {step} || ']', ',' ORDER BY s.step_index) AS steps
+digest_steps AS (
+  SELECT s.flow_slug, string_agg(row({step})::text, ',' ORDER BY s.step_index) AS steps
   FROM pgflow.steps s
-  WHERE s.flow_slug IN (SELECT flow_slug FROM expected)
+  WHERE s.flow_slug IN (SELECT flow_slug FROM chosen)
   GROUP BY s.flow_slug
 ), digest_deps AS (
-  SELECT d.flow_slug, string_agg(
-      '[' || to_json(d.step_slug::text)::text || ',' || to_json(d.dep_slug::text)::text || ']',
+  SELECT d.flow_slug, string_agg(row(d.step_slug, d.dep_slug)::text,
       ',' ORDER BY d.step_slug COLLATE "C", d.dep_slug COLLATE "C") AS deps
   FROM pgflow.deps d
-  WHERE d.flow_slug IN (SELECT flow_slug FROM expected)
+  WHERE d.flow_slug IN (SELECT flow_slug FROM chosen)
   GROUP BY d.flow_slug
-), matched AS (
-  SELECT f.flow_slug
+), digests AS (
+  SELECT f.flow_slug, encode(sha256(convert_to('{DIGEST_PREFIX}'
+      || row(f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {queue_mode})::text
+      || '[' || coalesce(ds.steps, '') || '][' || coalesce(dd.deps, '') || ']', 'UTF8')),
+    'hex') AS digest
   FROM pgflow.flows f
-  JOIN expected e ON e.flow_slug = f.flow_slug
   LEFT JOIN digest_steps ds ON ds.flow_slug = f.flow_slug
   LEFT JOIN digest_deps dd ON dd.flow_slug = f.flow_slug
-  WHERE encode(sha256(convert_to('{DIGEST_PREFIX}[' || f.opt_max_attempts || ','
-      || f.opt_base_delay || ',' || f.opt_timeout || ',' || {string(queue_mode)} || ',['
-      || coalesce(ds.steps, '') || '],[' || coalesce(dd.deps, '') || ']]', 'UTF8')), 'hex')
-    = e.digest
+  WHERE f.flow_slug IN (SELECT flow_slug FROM chosen)
 )"""
 
 

@@ -10,23 +10,27 @@ and ``deps_count``), so agreeing digests mean "in sync and not corrupt"; a text 
 for equal flows (for example a stored pattern number written ``1.0`` where the code has ``1``)
 only costs the full read.
 
-The text, for a flow of ``n`` steps (``null`` for SQL ``NULL``; strings as JSON strings)::
+The text is made of PostgreSQL's own text form of row values (``row(...)::text``, which the
+server writes cheaply): for a flow of ``n`` steps::
 
-    apgf-rows-1[max_attempts,base_delay,timeout,"queue_mode",[step,...],[dep,...]]
-    step: ["slug",step_index,deps_count,"step_type",opt_max_attempts,opt_base_delay,
-           opt_timeout,opt_start_delay,required_input_pattern,forbidden_input_pattern,
-           "when_unmet","when_exhausted"]                                 (step_index order)
-    dep:  ["step_slug","dep_slug"]                          (by step slug, then dependency)
+    apgf-rows-2(max_attempts,base_delay,timeout,queue_mode)[step,...][dep,...]
+    step: (slug,step_index,deps_count,step_type,opt_max_attempts,opt_base_delay,opt_timeout,
+           opt_start_delay,required_input_pattern,forbidden_input_pattern,when_unmet,
+           when_exhausted)                                                (step_index order)
+    dep:  (step_slug,dep_slug)                              (by step slug, then dependency)
 
-Each input pattern is ``null`` or the JSON string of the pattern's ``jsonb`` text, which
-:func:`jsonb_text` writes as PostgreSQL does (keys by length then bytes, ``", "`` and
-``": "``, numbers as ``numeric`` prints them).
+In a row's text a ``NULL`` field is empty, and a field that is empty or holds ``"``, ``\\``,
+``(``, ``)``, ``,`` or ASCII white space is written in double quotes with ``"`` and ``\\``
+doubled (:func:`record_field`); so the text of rows of a known width is unambiguous. An input
+pattern is the pattern's ``jsonb`` text, which :func:`jsonb_text` writes as PostgreSQL does
+(keys by length then bytes, ``", "`` and ``": "``, numbers as ``numeric`` prints them).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -35,7 +39,7 @@ from alembic_pgflow.definition.dsl import Flow
 from alembic_pgflow.definition.input_patterns import InputPattern
 from alembic_pgflow.definition.shape import CREATE_FLOW_DEFAULTS
 
-DIGEST_PREFIX = "apgf-rows-1"
+DIGEST_PREFIX = "apgf-rows-2"
 """Starts every text; a new version of the text gets a new prefix."""
 
 _FLOW_DEFAULTS = tuple(
@@ -56,6 +60,7 @@ def rows_text(flow: Flow) -> str:
     timeout = _FLOW_DEFAULTS[2] if options.timeout is None else options.timeout
     steps = []
     deps: list[tuple[str, str]] = []
+    field = record_field
     for index, step in enumerate(flow.steps):
         # Most steps set few options and no condition: those parts have a fixed text.
         step_options = step.options
@@ -71,13 +76,13 @@ def rows_text(flow: Flow) -> str:
             and timeout_ is None
             and start_delay is None
         ):
-            option_text = "null,null,null,null"
+            option_text = ",,,"
         else:
             option_text = (
-                f"{'null' if max_attempts_ is None else max_attempts_},"
-                f"{'null' if base_delay_ is None else base_delay_},"
-                f"{'null' if timeout_ is None else timeout_},"
-                f"{'null' if start_delay is None else start_delay}"
+                f"{'' if max_attempts_ is None else max_attempts_},"
+                f"{'' if base_delay_ is None else base_delay_},"
+                f"{'' if timeout_ is None else timeout_},"
+                f"{'' if start_delay is None else start_delay}"
             )
         required, forbidden = step.required_input_pattern, step.forbidden_input_pattern
         when_unmet, when_exhausted = step.when_unmet, step.when_exhausted
@@ -85,44 +90,46 @@ def rows_text(flow: Flow) -> str:
             condition_text = _NO_CONDITIONS
         else:
             condition_text = (
-                f"{'null' if required is None else _pattern(required)},"
-                f"{'null' if forbidden is None else _pattern(forbidden)},"
-                f"{_string(when_unmet or 'skip')},{_string(when_exhausted or 'fail')}"
+                f"{'' if required is None else _pattern(required)},"
+                f"{'' if forbidden is None else _pattern(forbidden)},"
+                f"{field(when_unmet or 'skip')},{field(when_exhausted or 'fail')}"
             )
+        slug, depends_on = step.slug, step.depends_on
         steps.append(
-            f"[{_string(step.slug)},{index},{len(step.depends_on)},{_string(step.step_type)},"
-            f"{option_text},{condition_text}]"
+            f"({field(slug)},{index},{len(depends_on)},{step.step_type},{option_text},"
+            f"{condition_text})"
         )
-        if step.depends_on:
-            slug = step.slug
-            deps.extend((slug, dep) for dep in step.depends_on)
-    dep_texts = [f"[{_string(step)},{_string(dep)}]" for step, dep in sorted(deps)]
+        if depends_on:
+            deps.extend([(slug, dep) for dep in depends_on])
+    dep_texts = [f"({field(step)},{field(dep)})" for step, dep in sorted(deps)]
     return (
-        f'{DIGEST_PREFIX}[{max_attempts},{base_delay},{timeout},"flow",'
-        f"[{','.join(steps)}],[{','.join(dep_texts)}]]"
+        f"{DIGEST_PREFIX}({max_attempts},{base_delay},{timeout},flow)"
+        f"[{','.join(steps)}][{','.join(dep_texts)}]"
     )
 
 
-_NO_CONDITIONS = 'null,null,"skip","fail"'
-_QUOTED: dict[str, str] = {}
-"""Strings already written as JSON strings (flows reuse the same slugs)."""
-_QUOTED_KEPT = 10_000
+_NO_CONDITIONS = ",,skip,fail"
+_NEEDS_QUOTES = re.compile(r'[ \t\n\v\f\r"\\(),]').search
+_PATTERNS: dict[str, str] = {}
+"""The text of patterns already written, by their compact JSON (flows reuse patterns)."""
+_PATTERNS_KEPT = 10_000
 
 
-def _string(text: str) -> str:
-    # PostgreSQL's to_json(text) escapes exactly as json.dumps without ensure_ascii: '"', '\',
-    # \b \f \n \r \t, other characters below U+0020 as \u00xx; everything else as it is.
-    quoted = _QUOTED.get(text)
-    if quoted is None:
-        quoted = json.dumps(text, ensure_ascii=False)
-        if len(_QUOTED) < _QUOTED_KEPT:
-            _QUOTED[text] = quoted
-    return quoted
+def record_field(text: str) -> str:
+    """``text`` as a field of a row value's text (PostgreSQL's ``record_out``)."""
+    if text and _NEEDS_QUOTES(text) is None:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '""') + '"'
 
 
 def _pattern(pattern: InputPattern) -> str:
-    value = json.loads(pattern.compact_json, parse_float=Decimal)
-    return json.dumps(jsonb_text(value), ensure_ascii=False)  # as _string, not kept
+    key = pattern.compact_json
+    text = _PATTERNS.get(key)
+    if text is None:
+        text = record_field(jsonb_text(json.loads(key, parse_float=Decimal)))
+        if len(_PATTERNS) < _PATTERNS_KEPT:
+            _PATTERNS[key] = text
+    return text
 
 
 def jsonb_text(value: Any) -> str:
