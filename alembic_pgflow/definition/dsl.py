@@ -115,16 +115,23 @@ class Flow:
         problem = slug_problem(slug, max_length=MAX_FLOW_SLUG_LENGTH)
         if problem:
             raise FlowDefinitionError(problem, flow=_shown(slug), field="slug")
-        _reject_unknown(options, FlowOptionArgs, flow=slug, step=None)
-        values = {
-            name: _option(name, options.get(name), flow=slug, step=None)
-            for name in FlowOptionArgs.__annotations__
-        }
-        object.__setattr__(self, "slug", slug)
-        object.__setattr__(self, "options", FlowOptions(**values))
-        object.__setattr__(self, "steps", ())
-        object.__setattr__(self, "_handlers", {})
-        object.__setattr__(self, "_folded", {})
+        if not options:
+            flow_options = _NO_FLOW_OPTIONS
+        else:
+            if not _FLOW_OPTION_NAMES.issuperset(options):
+                _reject_unknown(options, FlowOptionArgs, flow=slug, step=None)
+            flow_options = frozen_instance(
+                FlowOptions,
+                {
+                    name: _option(name, options.get(name), flow=slug, step=None)
+                    for name in _FLOW_OPTION_NAMES_IN_ORDER
+                },
+            )
+        _set_attribute(
+            self,
+            "__dict__",
+            {"slug": slug, "options": flow_options, "steps": (), "_handlers": {}, "_folded": {}},
+        )
 
     def step(
         self, slug: str, *, depends_on: Sequence[str] = (), **options: Unpack[StepOptionArgs]
@@ -228,11 +235,10 @@ class Flow:
                 step=slug,
                 also=("array",) if step_type == "map" else ("depends_on",),
             )
-        dependencies = (
-            ()
-            if depends_on == () and type(depends_on) is tuple
-            else self._checked_dependencies(slug, depends_on, deps_field)
-        )
+        known = self._folded
+        dependencies = _known_dependencies(depends_on, known)
+        if dependencies is None:
+            dependencies = self._checked_dependencies(slug, depends_on, deps_field)
         # frozen_instance(StepDefinition, ...) inline: a function call less a step.
         step = _new_object(StepDefinition)
         if not options:
@@ -240,6 +246,18 @@ class Flow:
                 step,
                 "__dict__",
                 {"slug": slug, "step_type": step_type, "depends_on": dependencies, **_NO_OPTIONS},
+            )
+        elif _STEP_OPTION_FIELDS.issuperset(options):  # options, no conditions or handler
+            _set_attribute(
+                step,
+                "__dict__",
+                {
+                    "slug": slug,
+                    "step_type": step_type,
+                    "depends_on": dependencies,
+                    **_NO_OPTIONS,
+                    "options": self._step_options(slug, options),
+                },
             )
         else:
             _set_attribute(
@@ -268,12 +286,17 @@ class Flow:
                     ),
                 },
             )
-        extended = _new_flow(
-            self.slug,
-            self.options,
-            (*self.steps, step),
-            dict(self._handlers),
-            {**self._folded, folded: slug},
+        extended: Flow = _new_object(Flow)  # frozen_instance(Flow, ...) inline
+        _set_attribute(
+            extended,
+            "__dict__",
+            {
+                "slug": self.slug,
+                "options": self.options,
+                "steps": (*self.steps, step),
+                "_handlers": self._handlers.copy(),
+                "_folded": {**known, folded: slug},
+            },
         )
         handler = options.get("handler")
         if handler is not None:
@@ -283,19 +306,17 @@ class Flow:
     def _step_options(self, slug: str, options: StepOptionArgs) -> StepOptions:
         if _STEP_OPTION_FIELDS.isdisjoint(options):
             return _NO_STEP_OPTIONS
-        return frozen_instance(
-            StepOptions,
-            {
-                name: _option(name, options.get(name), flow=self.slug, step=slug)
-                for name in _STEP_OPTION_FIELDS_IN_ORDER
-            },
-        )
+        values = {name: options.get(name) for name in _STEP_OPTION_FIELDS_IN_ORDER}
+        for name, value in values.items():
+            if value is not None:
+                _option(name, value, flow=self.slug, step=slug)
+        return frozen_instance(StepOptions, values)
 
     def _checked_dependencies(
         self, slug: str, depends_on: Sequence[str], deps_field: str
     ) -> tuple[str, ...]:
         # list and tuple first: the ABC check is slow, and flows are built at import time.
-        if not isinstance(depends_on, list | tuple) and (
+        if not isinstance(depends_on, (list, tuple)) and (
             isinstance(depends_on, str) or not isinstance(depends_on, Sequence)
         ):
             raise FlowDefinitionError(
@@ -328,32 +349,28 @@ class Flow:
         return tuple(depends_on)
 
 
-def _new_flow(
-    slug: str,
-    options: FlowOptions,
-    steps: tuple[StepDefinition, ...],
-    handlers: dict[str, Handler],
-    folded: dict[str, str],
-) -> Flow:
-    flow: Flow = _new_object(Flow)  # frozen_instance(Flow, ...) inline
-    _set_attribute(
-        flow,
-        "__dict__",
-        {
-            "slug": slug,
-            "options": options,
-            "steps": steps,
-            "_handlers": handlers,
-            "_folded": folded,
-        },
-    )
-    return flow
+def _known_dependencies(depends_on: Sequence[str], known: dict[str, str]) -> tuple[str, ...] | None:
+    """``depends_on`` as a tuple when it is a list or tuple of known step slugs, as written,
+    each once; otherwise ``None``, and ``Flow._checked_dependencies`` says what is wrong. (A
+    step's own slug is not known yet, so a step that depends on itself is ``None`` too.)"""
+    if type(depends_on) is not list and type(depends_on) is not tuple:
+        return None
+    dependencies = tuple(depends_on)
+    for dep in dependencies:
+        if type(dep) is not str or known.get(dep.lower()) != dep:
+            return None
+    if len(dependencies) > 1 and len(set(dependencies)) != len(dependencies):
+        return None
+    return dependencies
 
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 
 
+_NO_FLOW_OPTIONS = FlowOptions()
+_FLOW_OPTION_NAMES_IN_ORDER = tuple(FlowOptions.__dataclass_fields__)
+_FLOW_OPTION_NAMES = frozenset(_FLOW_OPTION_NAMES_IN_ORDER)
 _NO_STEP_OPTIONS = StepOptions()
 _STEP_OPTION_FIELDS_IN_ORDER = tuple(StepOptions.__dataclass_fields__)
 _STEP_OPTION_FIELDS = frozenset(_STEP_OPTION_FIELDS_IN_ORDER)
