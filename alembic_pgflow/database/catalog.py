@@ -43,12 +43,15 @@ from alembic_pgflow.errors import PgflowSchemaMissingError, StoredFlowError
 
 DEFINITION_TABLES = ("flows", "steps", "deps")
 
+# The catalog query reads the columns of these tables only (pg_class holds every pgmq queue's
+# tables and indexes too): the definition tables, and worker_functions for start_mode.
 _CATALOG_SQL = """\
 SELECT 'column', c.relname || '.' || a.attname
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'pgflow' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = 'pgflow' AND c.relname IN ('flows', 'steps', 'deps', 'worker_functions')
+  AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT 'function', p.proname
 FROM pg_catalog.pg_proc p
