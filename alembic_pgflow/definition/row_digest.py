@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from alembic_pgflow.definition.dsl import Flow
+from alembic_pgflow.definition.dsl import _NO_STEP_OPTIONS, Flow
 from alembic_pgflow.definition.input_patterns import InputPattern
 from alembic_pgflow.definition.shape import CREATE_FLOW_DEFAULTS
 
@@ -60,24 +60,19 @@ def rows_text(flow: Flow) -> str:
     timeout = _FLOW_DEFAULTS[2] if options.timeout is None else options.timeout
     steps = []
     deps: list[tuple[str, str]] = []
-    field = record_field
+    fields = _FIELDS
     for index, step in enumerate(flow.steps):
         # Most steps set few options and no condition: those parts have a fixed text.
         step_options = step.options
-        max_attempts_, base_delay_, timeout_, start_delay = (
-            step_options.max_attempts,
-            step_options.base_delay,
-            step_options.timeout,
-            step_options.start_delay,
-        )
-        if (
-            max_attempts_ is None
-            and base_delay_ is None
-            and timeout_ is None
-            and start_delay is None
-        ):
+        if step_options is _NO_STEP_OPTIONS:
             option_text = ",,,"
         else:
+            max_attempts_, base_delay_, timeout_, start_delay = (
+                step_options.max_attempts,
+                step_options.base_delay,
+                step_options.timeout,
+                step_options.start_delay,
+            )
             option_text = (
                 f"{'' if max_attempts_ is None else max_attempts_},"
                 f"{'' if base_delay_ is None else base_delay_},"
@@ -92,16 +87,20 @@ def rows_text(flow: Flow) -> str:
             condition_text = (
                 f"{'' if required is None else _pattern(required)},"
                 f"{'' if forbidden is None else _pattern(forbidden)},"
-                f"{field(when_unmet or 'skip')},{field(when_exhausted or 'fail')}"
+                f"{_field(when_unmet or 'skip')},{_field(when_exhausted or 'fail')}"
             )
         slug, depends_on = step.slug, step.depends_on
         steps.append(
-            f"({field(slug)},{index},{len(depends_on)},{step.step_type},{option_text},"
-            f"{condition_text})"
+            f"({fields.get(slug) or _field(slug)},{index},{len(depends_on)},{step.step_type},"
+            f"{option_text},{condition_text})"
         )
         if depends_on:
             deps.extend([(slug, dep) for dep in depends_on])
-    dep_texts = [f"({field(step)},{field(dep)})" for step, dep in sorted(deps)]
+    deps.sort()
+    dep_texts = [
+        f"({fields.get(step) or _field(step)},{fields.get(dep) or _field(dep)})"
+        for step, dep in deps
+    ]
     return (
         f"{DIGEST_PREFIX}({max_attempts},{base_delay},{timeout},flow)"
         f"[{','.join(steps)}][{','.join(dep_texts)}]"
@@ -110,6 +109,9 @@ def rows_text(flow: Flow) -> str:
 
 _NO_CONDITIONS = ",,skip,fail"
 _NEEDS_QUOTES = re.compile(r'[ \t\n\v\f\r"\\(),]').search
+_FIELDS: dict[str, str] = {}
+"""Strings already written as fields (flows reuse the same slugs)."""
+_FIELDS_KEPT = 10_000
 _PATTERNS: dict[str, str] = {}
 """The text of patterns already written, by their compact JSON (flows reuse patterns)."""
 _PATTERNS_KEPT = 10_000
@@ -120,6 +122,13 @@ def record_field(text: str) -> str:
     if text and _NEEDS_QUOTES(text) is None:
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '""') + '"'
+
+
+def _field(text: str) -> str:
+    field = record_field(text)
+    if len(_FIELDS) < _FIELDS_KEPT:
+        _FIELDS[text] = field
+    return field
 
 
 def _pattern(pattern: InputPattern) -> str:
