@@ -241,51 +241,29 @@ class Flow:
             dependencies = self._checked_dependencies(slug, depends_on, deps_field)
         # frozen_instance(StepDefinition, ...) inline: a function call less a step.
         step = _new_object(StepDefinition)
-        if not options:
-            _set_attribute(
-                step,
-                "__dict__",
-                {"slug": slug, "step_type": step_type, "depends_on": dependencies, **_NO_OPTIONS},
-            )
-        elif _STEP_OPTION_FIELDS.issuperset(options):  # options, no conditions or handler
-            _set_attribute(
-                step,
-                "__dict__",
-                {
-                    "slug": slug,
-                    "step_type": step_type,
-                    "depends_on": dependencies,
-                    **_NO_OPTIONS,
-                    "options": self._step_options(slug, options),
-                },
-            )
-        else:
-            _set_attribute(
-                step,
-                "__dict__",
-                {
-                    "slug": slug,
-                    "step_type": step_type,
-                    "depends_on": dependencies,
-                    "options": self._step_options(slug, options),
-                    "required_input_pattern": _pattern(
-                        options.get("required_input_pattern"),
-                        self.slug,
-                        slug,
-                        "required_input_pattern",
-                    ),
-                    "forbidden_input_pattern": _pattern(
-                        options.get("forbidden_input_pattern"),
-                        self.slug,
-                        slug,
-                        "forbidden_input_pattern",
-                    ),
-                    "when_unmet": _when(options.get("when_unmet"), self.slug, slug, "when_unmet"),
-                    "when_exhausted": _when(
-                        options.get("when_exhausted"), self.slug, slug, "when_exhausted"
-                    ),
-                },
-            )
+        fields = {"slug": slug, "step_type": step_type, "depends_on": dependencies, **_NO_OPTIONS}
+        if options:
+            fields["options"] = self._step_options(slug, options)
+            if not _STEP_OPTION_FIELDS.issuperset(options):  # conditions or a handler
+                fields["required_input_pattern"] = _pattern(
+                    options.get("required_input_pattern"),
+                    self.slug,
+                    slug,
+                    "required_input_pattern",
+                )
+                fields["forbidden_input_pattern"] = _pattern(
+                    options.get("forbidden_input_pattern"),
+                    self.slug,
+                    slug,
+                    "forbidden_input_pattern",
+                )
+                fields["when_unmet"] = _when(
+                    options.get("when_unmet"), self.slug, slug, "when_unmet"
+                )
+                fields["when_exhausted"] = _when(
+                    options.get("when_exhausted"), self.slug, slug, "when_exhausted"
+                )
+        _set_attribute(step, "__dict__", fields)
         extended: Flow = _new_object(Flow)  # frozen_instance(Flow, ...) inline
         _set_attribute(
             extended,
