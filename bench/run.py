@@ -423,6 +423,14 @@ def measure(
         "block_revision_mb": block["revision_mb"],
         "generate_peak_mb": statements["generate_peak_mb"],
         "upgrade_peak_mb": statements["upgrade_peak_mb"],
+        **no_op_figures(with_plugin, without_plugin),
+    }
+    return autogenerate, [statements, block]
+
+
+def no_op_figures(with_plugin: Row, without_plugin: Row) -> Row:
+    """The no-op check's figures: each side's median, and what the plugin adds."""
+    return {
         "noop_plugin_s": with_plugin["seconds"],
         "noop_plain_s": without_plugin["seconds"],
         "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
@@ -430,7 +438,6 @@ def measure(
         "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
         "noop_peak_mb": with_plugin["peak_rss_mb"],
     }
-    return autogenerate, [statements, block]
 
 
 def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat: int) -> Row:
@@ -454,12 +461,7 @@ def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat
         "block_revision_mb": revision.stat().st_size / 1e6,
         "generate_peak_mb": generate["peak_rss_mb"],
         "upgrade_peak_mb": upgrade["peak_rss_mb"],
-        "noop_plugin_s": with_plugin["seconds"],
-        "noop_plain_s": without_plugin["seconds"],
-        "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
-        "noop_overhead_cpu_s": with_plugin["cpu_s"] - without_plugin["cpu_s"],
-        "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
-        "noop_peak_mb": with_plugin["peak_rss_mb"],
+        **no_op_figures(with_plugin, without_plugin),
     }
 
 
