@@ -15,7 +15,8 @@ template database of an embedded server started with ``max_locks_per_transaction
 
 - autogenerate from an empty database: wall time, revision size, peak memory;
 - ``alembic upgrade head`` of that revision, for both ``pgflow_revision_style`` values, in
-  turns, ``--repeat`` times, each on a fresh database, against Alembic's start-up (a no-op
+  turns, ``--repeat`` times, each on fresh databases (dropped only at the end: see
+  ``SETTLE_SECONDS``), against Alembic's start-up (a no-op
   ``alembic upgrade head`` with the same revision loaded) and against ``psql -1 -f`` of the
   flows' plain compiler SQL (``compile_flow``: ``create_flow`` and ``add_step`` only) and of
   the revision's own SQL (``alembic upgrade head --sql``: the guard and ownership claims
@@ -48,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ from bench.replay import LAYERS, replay_seconds, upgrade_statements  # noqa: E40
 from tests.alembic_project import AlembicProject  # noqa: E402
 
 STEPS_PER_FLOW = 10
+
+START_UP_RUNS = 3
+"""No-op upgrades a turn times for Alembic's start-up; their median counts."""
 
 RATIO_TARGET = 1.0
 """Issue 11: (upgrade - start-up) / psql of the plain compiler SQL, at these sizes."""
@@ -120,6 +124,18 @@ class Pgflow:
     """Whether it has step conditions (0.14 and newer)."""
 
 
+SETTLE_SECONDS = 65.0
+"""How long after the last dropped database a timed command may start (``--settle-s``).
+
+ext4 without a journal (this machine's disk) passes over inodes freed in the last minute or
+more when it creates a file, looking each one up, so creating files right after many were
+deleted is slow. Every flow of real pgflow creates about eleven files (pgmq's queue tables,
+their indexes and sequence), and dropping a database of 1,000 flows deletes 11,000: the same 600
+``CREATE TABLE`` statements took 5.8 s right after such a drop and 2.1 s when nothing had been
+deleted for two minutes. So the benchmark drops no database until it has measured everything
+(:meth:`Server.discard`), and the first turn waits until the set-up's last drop is this old."""
+
+
 @dataclass
 class Server:
     """Where the benchmark databases live."""
@@ -127,6 +143,12 @@ class Server:
     dsn: str
     template: str | None = None
     """A database with a real pgflow to clone, instead of installing the stand-in."""
+    settle_s: float = SETTLE_SECONDS
+    last_drop: float = field(default_factory=time.monotonic)
+    """When a database was last dropped (at first: when the benchmark started, as files may
+    have been deleted just before)."""
+    discarded: list[str] = field(default_factory=list)
+    """Databases measured and no longer needed, dropped at the end (:meth:`drop_discarded`)."""
 
     def url(self, dbname: str, driver: str = "postgresql") -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.dsn)
@@ -138,8 +160,8 @@ class Server:
 
     def fresh_database(self, dbname: str) -> str:
         """Drop and create ``dbname`` with the pgflow stand-in; return its SQLAlchemy URL."""
+        self.drop_database(dbname)
         with psycopg.connect(self.dsn, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             template = f' TEMPLATE "{self.template}"' if self.template else ""
             connection.execute(f'CREATE DATABASE "{dbname}"{template}')
         if not self.template:
@@ -148,9 +170,32 @@ class Server:
         return self.url(dbname, "postgresql+psycopg")
 
     def drop_database(self, dbname: str) -> None:
-        """Drop ``dbname``, so that no later measurement shares the server with its upkeep."""
+        """Drop ``dbname`` if it exists, so that no later measurement shares the server with its
+        upkeep; remember when (see :data:`SETTLE_SECONDS`)."""
         with psycopg.connect(self.dsn, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            if connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [dbname]
+            ).fetchone():
+                connection.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+                self.last_drop = time.monotonic()
+
+    def discard(self, dbname: str) -> None:
+        """Drop ``dbname`` once everything is measured (see :data:`SETTLE_SECONDS`)."""
+        self.discarded.append(dbname)
+
+    def drop_discarded(self) -> None:
+        """Drop the databases :meth:`discard` kept."""
+        for dbname in self.discarded:
+            self.drop_database(dbname)
+        self.discarded.clear()
+
+    def settle_files(self) -> None:
+        """Checkpoint, write the file system's dirty blocks out and wait until the last drop is
+        ``settle_s`` old, so that a timed command creating files finds no recently freed inodes
+        (see :data:`SETTLE_SECONDS`)."""
+        self.checkpoint()
+        os.sync()
+        time.sleep(max(0.0, self.last_drop + self.settle_s - time.monotonic()))
 
     def checkpoint(self) -> None:
         """Write out what earlier work left in memory, before the next measurement starts: with
@@ -187,7 +232,7 @@ class Server:
             pgmq = connection.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'pgmq'"
             ).fetchone()
-        self.drop_database("bench_probe")
+        self.discard("bench_probe")
         if release:
             kind = f"real pgflow {release} from npm"
         elif self.template:
@@ -276,14 +321,17 @@ def no_op_medians(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Medians of ``repeat`` no-op ``alembic check`` runs with the plugin and without it
     (env.py without ``import alembic_pgflow``), taken in turns so that both see the same
-    machine; one warm-up run of each first fills the bytecode caches."""
+    machine, each first in every other turn; one warm-up run of each first fills the bytecode
+    caches. The plugin's figures also hold ``added_seconds`` and ``added_cpu_s``: the median
+    of each turn's difference."""
     env = project.root / "migrations" / "env.py"
     with_plugin = env.read_text()
     without_plugin = with_plugin.replace("import alembic_pgflow  # noqa: F401\n", "")
     assert without_plugin != with_plugin, "env.py does not import alembic_pgflow"
     runs: dict[str, list[dict[str, float]]] = {with_plugin: [], without_plugin: []}
     for turn in range(repeat + 1):
-        for source, results in runs.items():
+        # The plugin's run goes first in odd turns, last in even ones.
+        for source, results in list(runs.items())[:: 1 if turn % 2 else -1]:
             env.write_text(source)
             figures = timed(project, "check", cold=False, count_statements=True)
             if turn:
@@ -293,6 +341,13 @@ def no_op_medians(
         {key: statistics.median(r[key] for r in results) for key in results[0]}
         for results in runs.values()
     )
+    # What the plugin adds: the median of each turn's difference, whose two runs saw the same
+    # machine (the difference of the two medians can even come out below zero).
+    for key in ("seconds", "cpu_s"):
+        plugin[f"added_{key}"] = statistics.median(
+            with_run[key] - without_run[key]
+            for with_run, without_run in zip(*runs.values(), strict=True)
+        )
     return plugin, plain
 
 
@@ -303,8 +358,7 @@ def psql_path() -> str:
 
 
 def psql_seconds(server: Server, dbname: str, script: Path) -> float:
-    """Run an SQL script in one transaction with psql on a fresh database."""
-    server.fresh_database(dbname)
+    """Run an SQL script in one transaction with psql on ``dbname``, a fresh database."""
     server.checkpoint()
     start = time.perf_counter()
     subprocess.run(
@@ -322,9 +376,7 @@ def psql_seconds(server: Server, dbname: str, script: Path) -> float:
         check=True,
         capture_output=True,
     )
-    seconds = time.perf_counter() - start
-    server.drop_database(dbname)
-    return seconds
+    return time.perf_counter() - start
 
 
 Row = dict[str, Any]
@@ -340,11 +392,14 @@ def upgrade_figures(
     repeat: int,
     breakdown: bool,
 ) -> tuple[AlembicProject, Row]:
-    """Generate all flows from empty, for one style; then, ``repeat`` times in turn, each on a
-    fresh database: upgrade, a no-op upgrade (start-up), the flows' plain compiler SQL through
+    """Generate all flows from empty, for one style; then, ``repeat`` times in turn, each on
+    fresh databases: upgrade, a no-op upgrade (start-up), the flows' plain compiler SQL through
     psql and, with ``breakdown``, the revision's SQL through psql and the upgrade's statements
-    through each client layer. Medians; ratios are medians of each turn's ratio, whose parts
-    ran minutes apart at most."""
+    through each client layer. Each turn first creates every database it uses (none is dropped
+    before the end: :data:`SETTLE_SECONDS`); the upgrade goes first in one turn, psql in the
+    next. Medians; ratios are medians of each turn's ratio, whose parts ran minutes apart at
+    most. The row's ``database`` is the last turn's upgraded database, which ``project`` now
+    uses."""
     database = f"bench_{count}_{style}"
     project = AlembicProject.create(
         work / f"project_{count}_{style}", server.fresh_database(database)
@@ -359,38 +414,63 @@ def upgrade_figures(
     plain = work / f"plain_{count}.sql"
     plain.write_text(plain_compiler_sql(project.root / "flows_app" / "flows.py", pgflow.release))
     statements = upgrade_statements(revision)
+    server.discard(database)
 
-    turns: list[dict[str, float]] = []
-    for _ in range(repeat):
-        server.fresh_database(database)
-        server.checkpoint()
+    def through_alembic(turn: dict[str, float]) -> None:
         upgrade = timed(project, "upgrade", "head")
         server.checkpoint()
-        start_up = timed(project, "upgrade", "head")  # nothing left to do: start-up, loading
-        turn = {
-            "upgrade_s": upgrade["seconds"],
-            "upgrade_peak_mb": upgrade["peak_rss_mb"],
-            "start_up_s": start_up["seconds"],
-            "client_cpu_s": upgrade["cpu_s"] - start_up["cpu_s"],
-            "plain_s": psql_seconds(server, f"{database}_psql", plain),
-        }
+        # Nothing left to do: start-up and loading. A single run's time moves by a tenth of a
+        # second or more, as much as 128 flows' difference: the median of three.
+        start_ups = [timed(project, "upgrade", "head") for _ in range(START_UP_RUNS)]
+        turn["upgrade_s"] = upgrade["seconds"]
+        turn["upgrade_peak_mb"] = upgrade["peak_rss_mb"]
+        turn["start_up_s"] = statistics.median(run["seconds"] for run in start_ups)
+        turn["client_cpu_s"] = upgrade["cpu_s"] - statistics.median(
+            run["cpu_s"] for run in start_ups
+        )
+
+    turns: list[dict[str, float]] = []
+    for number in range(repeat):
+        names = {part: f"{database}_{part}_{number}" for part in ("upgrade", "psql")}
+        if breakdown:
+            names.update({part: f"{database}_{part}_{number}" for part in ("revision", *LAYERS)})
+        urls = {part: server.fresh_database(name) for part, name in names.items()}
+        for name in names.values():
+            server.discard(name)
+        project.set_option("sqlalchemy.url", urls["upgrade"])
+        project.database_url = urls["upgrade"]
+        server.settle_files()
+
+        def through_psql(turn: dict[str, float], psql_database: str = names["psql"]) -> None:
+            turn["plain_s"] = psql_seconds(server, psql_database, plain)
+
+        turn: dict[str, float] = {}
+        for part in (through_alembic, through_psql)[:: -1 if number % 2 else 1]:
+            part(turn)
+            server.checkpoint()
         turn["alembic_s"] = turn["upgrade_s"] - turn["start_up_s"]
         turn["plain_ratio"] = turn["alembic_s"] / turn["plain_s"]
         turn["ratio"] = turn["upgrade_s"] / turn["plain_s"]
         if breakdown:
-            turn["psql_s"] = psql_seconds(server, f"{database}_psql", script)
+            turn["psql_s"] = psql_seconds(server, names["revision"], script)
             turn["work_ratio"] = turn["alembic_s"] / turn["psql_s"]
             for layer in LAYERS:
-                layer_database = f"{database}_{layer}"
-                layer_url = server.fresh_database(layer_database)
                 server.checkpoint()
-                turn[f"{layer}_s"] = replay_seconds(layer, statements, layer_url)
-                server.drop_database(layer_database)
+                turn[f"{layer}_s"] = replay_seconds(layer, statements, urls[layer])
+        print(
+            f"  {count} flows, {style}, turn {number + 1}: upgrade {turn['upgrade_s']:.2f} s "
+            f"- start-up {turn['start_up_s']:.2f} s = {turn['alembic_s']:.2f} s, "
+            f"psql {turn['plain_s']:.2f} s, "
+            f"ratio {turn['plain_ratio']:.2f}, load {load_average():.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
         turns.append(turn)
 
     return project, {
         "flows": count,
         "style": style,
+        "database": names["upgrade"],
         "generate_s": generate["seconds"],
         "generate_peak_mb": generate["peak_rss_mb"],
         "revision_mb": revision.stat().st_size / 1e6,
@@ -400,7 +480,14 @@ def upgrade_figures(
 
 
 def measure(
-    server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat: int, breakdown: bool
+    server: Server,
+    pgflow: Pgflow,
+    count: int,
+    work: Path,
+    *,
+    repeat: int,
+    check_repeat: int,
+    breakdown: bool,
 ) -> tuple[Row, list[Row]]:
     """The autogenerate and no-op check figures of one size, and the upgrade figures of each
     style."""
@@ -410,11 +497,9 @@ def measure(
     _, block = upgrade_figures(
         server, pgflow, count, work, style="block", repeat=repeat, breakdown=breakdown
     )
-    server.drop_database(f"bench_{count}_block")
-    server.settle(f"bench_{count}_statements")
+    server.settle(statements["database"])
 
-    with_plugin, without_plugin = no_op_medians(project, repeat)
-    server.drop_database(f"bench_{count}_statements")
+    with_plugin, without_plugin = no_op_medians(project, check_repeat)
 
     autogenerate = {
         "flows": count,
@@ -433,14 +518,14 @@ def no_op_figures(with_plugin: Row, without_plugin: Row) -> Row:
     return {
         "noop_plugin_s": with_plugin["seconds"],
         "noop_plain_s": without_plugin["seconds"],
-        "noop_overhead_s": with_plugin["seconds"] - without_plugin["seconds"],
-        "noop_overhead_cpu_s": with_plugin["cpu_s"] - without_plugin["cpu_s"],
+        "noop_overhead_s": with_plugin["added_seconds"],
+        "noop_overhead_cpu_s": with_plugin["added_cpu_s"],
         "plugin_statements": with_plugin["statements"] - without_plugin["statements"],
         "noop_peak_mb": with_plugin["peak_rss_mb"],
     }
 
 
-def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat: int) -> Row:
+def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, check_repeat: int) -> Row:
     """``--only check``: autogenerate all flows (block style), upgrade once, then the no-op
     check with and without the plugin, as :func:`measure` does, without the upgrade turns."""
     database = f"bench_{count}_check"
@@ -452,8 +537,8 @@ def check_only(server: Server, pgflow: Pgflow, count: int, work: Path, *, repeat
     (revision,) = project.revisions()
     upgrade = timed(project, "upgrade", "head")
     server.settle(database)
-    with_plugin, without_plugin = no_op_medians(project, repeat)
-    server.drop_database(database)
+    with_plugin, without_plugin = no_op_medians(project, check_repeat)
+    server.discard(database)
     return {
         "flows": count,
         "generate_s": generate["seconds"],
@@ -471,9 +556,9 @@ def measure_only(
     """``--only check``: the check figures of one size (:func:`check_only`); ``--only upgrade``:
     the upgrade turns of each style (:func:`upgrade_figures`), without the no-op check."""
     if arguments.only == "check":
-        return [check_only(server, pgflow, count, work, repeat=arguments.repeat)], []
+        return [check_only(server, pgflow, count, work, check_repeat=arguments.check_repeat)], []
     rows = []
-    for style in ("statements", "block"):
+    for style in arguments.styles.split(","):
         _, row = upgrade_figures(
             server,
             pgflow,
@@ -483,7 +568,6 @@ def measure_only(
             repeat=arguments.repeat,
             breakdown=arguments.breakdown,
         )
-        server.drop_database(f"bench_{count}_{style}")
         rows.append(row)
     return [], rows
 
@@ -564,12 +648,35 @@ def verdicts(upgrade_rows: list[Row], check_rows: list[Row]) -> list[str]:
     return lines
 
 
+def report(upgrade_rows: list[Row], check_rows: list[Row], *, breakdown: bool) -> None:
+    """Print the tables of what was measured and the verdicts on issue 11's targets."""
+    if upgrade_rows:
+        print(
+            table("Upgrade against psql of the plain compiler SQL", UPGRADE_COLUMNS, upgrade_rows)
+        )
+    if breakdown:
+        print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
+    if check_rows:
+        print(table("Autogenerate and no-op check", CHECK_COLUMNS, check_rows))
+    lines = verdicts(upgrade_rows, check_rows)
+    if lines:
+        print("\nIssue 11's targets\n")
+        print("\n".join(lines))
+
+
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", help="numbers of flows (default 10,100,1000,5000; 128,1000 on real pgflow)"
     )
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="upgrade turns (default 3)")
+    parser.add_argument(
+        "--check-repeat",
+        type=int,
+        default=9,
+        help="no-op checks with and without the plugin, in turns (default 9: a check takes "
+        "about a second and its runs differ by a tenth, as much as the 128-flow target)",
+    )
     real = parser.add_mutually_exclusive_group()
     real.add_argument(
         "--pgflow-template",
@@ -599,6 +706,19 @@ def parse_arguments() -> argparse.Namespace:
         "upgrade: only the upgrade turns of both styles against psql (no no-op check)",
     )
     parser.add_argument(
+        "--styles",
+        default="statements,block",
+        help="with --only upgrade: the revision styles to measure (default statements,block)",
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=SETTLE_SECONDS,
+        metavar="SECONDS",
+        help="wait until the last dropped database is this old before a turn (default "
+        f"{SETTLE_SECONDS:.0f}; 0: do not wait; see SETTLE_SECONDS in this file)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -624,7 +744,7 @@ def main() -> None:
             max_locks = arguments.max_locks if arguments.pgflow_release else None
             embedded = embedded_server(work / "pgdata", max_locks)
             dsn = embedded.get_uri()
-        server = Server(dsn, arguments.pgflow_template)
+        server = Server(dsn, arguments.pgflow_template, arguments.settle_s)
         if arguments.pgflow_release:
             server.install_pgflow("bench_pgflow_template", arguments.pgflow_release)
         pgflow = server.pgflow(arguments.pgflow_release)
@@ -639,8 +759,9 @@ def main() -> None:
         print(
             f"PostgreSQL {settings[0]} (max_locks_per_transaction {settings[1]}), "
             f"{pgflow.description}, {os.cpu_count()} cores, {STEPS_PER_FLOW} steps per flow, "
-            f"medians of {arguments.repeat}; plain compiler SQL for pgflow {pgflow.release}; load "
-            f"{load_average():.2f} at the start",
+            f"medians of {arguments.repeat} upgrade turns and {arguments.check_repeat} checks; "
+            f"plain compiler SQL for pgflow {pgflow.release}; load {load_average():.2f} at the "
+            "start",
             flush=True,
         )
         check_rows, upgrade_rows = [], []
@@ -652,28 +773,23 @@ def main() -> None:
                 print(f"  {count} flows done, load {load_average():.2f}", file=sys.stderr)
                 continue
             check, upgrades = measure(
-                server, pgflow, count, work, repeat=arguments.repeat, breakdown=arguments.breakdown
+                server,
+                pgflow,
+                count,
+                work,
+                repeat=arguments.repeat,
+                check_repeat=arguments.check_repeat,
+                breakdown=arguments.breakdown,
             )
             check_rows.append(check)
             upgrade_rows += upgrades
             print(f"  {count} flows done, load {load_average():.2f}", file=sys.stderr, flush=True)
-        if upgrade_rows:
-            print(
-                table(
-                    "Upgrade against psql of the plain compiler SQL", UPGRADE_COLUMNS, upgrade_rows
-                )
-            )
-        if arguments.breakdown:
-            print(table("Where the upgrade's time goes", BREAKDOWN_COLUMNS, upgrade_rows))
-        if check_rows:
-            print(table("Autogenerate and no-op check", CHECK_COLUMNS, check_rows))
-        lines = verdicts(upgrade_rows, check_rows)
-        if lines:
-            print("\nIssue 11's targets\n")
-            print("\n".join(lines))
+        report(upgrade_rows, check_rows, breakdown=arguments.breakdown)
         print(f"\nload {load_average():.2f} at the end")
-        if arguments.pgflow_release:
-            server.drop_database("bench_pgflow_template")
+        if embedded is None:  # an embedded server's data goes with it
+            server.drop_discarded()
+            if arguments.pgflow_release:
+                server.drop_database("bench_pgflow_template")
     finally:
         if embedded is not None:
             embedded.cleanup()

@@ -283,7 +283,7 @@ class Flow:
 
     def _step_options(self, slug: str, options: StepOptionArgs) -> StepOptions:
         if _STEP_OPTION_FIELDS.isdisjoint(options):
-            return _NO_STEP_OPTIONS
+            return NO_STEP_OPTIONS
         values = {name: options.get(name) for name in _STEP_OPTION_FIELDS_IN_ORDER}
         for name, value in values.items():
             if value is not None:
@@ -349,12 +349,14 @@ _set_attribute = object.__setattr__
 _NO_FLOW_OPTIONS = FlowOptions()
 _FLOW_OPTION_NAMES_IN_ORDER = tuple(FlowOptions.__dataclass_fields__)
 _FLOW_OPTION_NAMES = frozenset(_FLOW_OPTION_NAMES_IN_ORDER)
-_NO_STEP_OPTIONS = StepOptions()
+NO_STEP_OPTIONS = StepOptions()
+"""The options of every step built without options: one shared instance, so that readers may
+test ``step.options is NO_STEP_OPTIONS`` before reading its fields."""
 _STEP_OPTION_FIELDS_IN_ORDER = tuple(StepOptions.__dataclass_fields__)
 _STEP_OPTION_FIELDS = frozenset(_STEP_OPTION_FIELDS_IN_ORDER)
 _STEP_OPTION_NAMES = frozenset(StepOptionArgs.__annotations__)
 _NO_OPTIONS: dict[str, Any] = {
-    "options": _NO_STEP_OPTIONS,
+    "options": NO_STEP_OPTIONS,
     "required_input_pattern": None,
     "forbidden_input_pattern": None,
     "when_unmet": None,

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from alembic_pgflow.definition.dsl import _NO_STEP_OPTIONS, Flow
+from alembic_pgflow.definition.dsl import NO_STEP_OPTIONS, Flow
 from alembic_pgflow.definition.input_patterns import InputPattern
 from alembic_pgflow.definition.shape import CREATE_FLOW_DEFAULTS
 
@@ -64,7 +64,7 @@ def rows_text(flow: Flow) -> str:
     for index, step in enumerate(flow.steps):
         # Most steps set few options and no condition: those parts have a fixed text.
         step_options = step.options
-        if step_options is _NO_STEP_OPTIONS:
+        if step_options is NO_STEP_OPTIONS:
             option_text = ",,,"
         else:
             max_attempts_, base_delay_, timeout_, start_delay = (
