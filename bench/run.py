@@ -49,7 +49,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -429,6 +431,9 @@ def upgrade_figures(
             run["cpu_s"] for run in start_ups
         )
 
+    def through_psql(turn: dict[str, float], psql_database: str) -> None:
+        turn["plain_s"] = psql_seconds(server, psql_database, plain)
+
     turns: list[dict[str, float]] = []
     for number in range(repeat):
         names = {part: f"{database}_{part}_{number}" for part in ("upgrade", "psql")}
@@ -438,14 +443,13 @@ def upgrade_figures(
         for name in names.values():
             server.discard(name)
         project.set_option("sqlalchemy.url", urls["upgrade"])
-        project.database_url = urls["upgrade"]
         server.settle_files()
-
-        def through_psql(turn: dict[str, float], psql_database: str = names["psql"]) -> None:
-            turn["plain_s"] = psql_seconds(server, psql_database, plain)
-
         turn: dict[str, float] = {}
-        for part in (through_alembic, through_psql)[:: -1 if number % 2 else 1]:
+        parts: list[Callable[[dict[str, float]], None]] = [
+            through_alembic,
+            partial(through_psql, psql_database=names["psql"]),
+        ]
+        for part in parts[:: -1 if number % 2 else 1]:
             part(turn)
             server.checkpoint()
         turn["alembic_s"] = turn["upgrade_s"] - turn["start_up_s"]
