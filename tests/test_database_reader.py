@@ -16,7 +16,7 @@ from alembic_pgflow import (
     read_catalog,
     shape_of,
 )
-from alembic_pgflow.database.catalog import detect_release
+from alembic_pgflow.database.catalog import PendingCatalog, begin_catalog_read, detect_release
 from tests.conftest import PgflowTemplate
 
 
@@ -170,3 +170,36 @@ def test_the_release_under_test_is_detected(postgresql: psycopg.Connection) -> N
     if expected is None:
         pytest.skip("ALEMBIC_PGFLOW_TEST_EXPECT_RELEASE is not set")
     assert str(read_catalog(postgresql).release) == expected
+
+
+def fail_while_reading(connection: psycopg.Connection, begun: list[PendingCatalog]) -> None:
+    with begin_catalog_read(connection) as pending:
+        begun.append(pending)
+        raise RuntimeError("a flow module failed")
+
+
+def test_a_catalog_read_begun_before_the_code_is_known(postgresql: psycopg.Connection) -> None:
+    """Autogenerate begins reading while the flow modules import: the reader gives the same
+    catalog as a plain read, and a failure meanwhile leaves the connection idle and usable."""
+    flows = [ten_step_flow("orders"), Flow("refunds").step("a")]
+    apply(postgresql, flows)
+    with begin_catalog_read(postgresql) as pending:
+        catalog = pending.result({flow.slug: flow for flow in flows})
+    assert catalog == read_catalog(postgresql)
+
+    begun: list[PendingCatalog] = []
+    with pytest.raises(RuntimeError, match="a flow module failed"):
+        fail_while_reading(postgresql, begun)
+    assert not begun[0].is_alive()  # the block waited for the server's answers
+    assert postgresql.execute("SELECT count(*) FROM pgflow.flows").fetchone() == (2,)
+
+
+def test_a_catalog_read_reports_a_missing_schema_to_the_caller(
+    postgresql: psycopg.Connection,
+) -> None:
+    postgresql.execute("DROP SCHEMA pgflow CASCADE")
+    with (
+        begin_catalog_read(postgresql) as pending,
+        pytest.raises(PgflowSchemaMissingError, match="install pgflow in this database"),
+    ):
+        pending.result({})

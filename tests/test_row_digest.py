@@ -158,14 +158,12 @@ def test_the_server_writes_the_code_text(postgresql: psycopg.Connection) -> None
     }
     flows = FLOWS + (PATTERN_FLOWS if "steps.required_input_pattern" in columns else [])
     apply(postgresql, flows)
-    sql = catalog_module._definitions_sql(columns, digested=code(*flows))
+    sql = catalog_module._digests_sql(columns)
     texts_sql = sql.replace("encode(sha256(convert_to(", "((").replace(
-        ", 'UTF8')),\n    'hex')", "))"
+        ", 'UTF8')),\n  'hex')", "))"
     )
     assert "sha256" not in texts_sql
-    row = postgresql.execute(texts_sql).fetchone()
-    assert row is not None
-    stored = dict(json.loads(row[0]))
+    stored: dict[str, str] = dict(postgresql.execute(texts_sql).fetchall())
     assert stored == {flow.slug: rows_text(flow) for flow in flows}
 
 

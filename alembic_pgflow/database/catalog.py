@@ -1,23 +1,26 @@
 """Read every flow definition from ``pgflow.flows``, ``pgflow.steps`` and ``pgflow.deps``.
 
-Three queries, whatever the number of flows: one reads the schema's catalog (which tables,
-columns, functions and function arguments exist, and so which release it is), one all
-definitions as a single JSON document, one the server facts that bound a migration (pgmq and its
-queue tables, the lock table's size). Columns an older release lacks read as pgflow's defaults.
+A few queries, whatever the number of flows: one reads the schema's catalog (which tables,
+columns, functions and function arguments exist, and so which release it is), one the server
+facts that bound a migration (pgmq and its queue tables, the lock table's size), one the stored
+definitions as a single JSON document. Columns an older release lacks read as pgflow's defaults.
 
-Given the flows in code, the definitions query has the server digest each of those flows' rows
-as :mod:`~alembic_pgflow.definition.row_digest` digests the code (which a thread does meanwhile)
-and sends only the other flows in full: a flow whose digests agree holds exactly what its code
-stores, so its shape is the code's; a fourth query reads the flows whose digests differ, only
-when some do. The SQL is built only from this module's constants and, for that, the code's
-slugs (which the DSL restricts to ASCII letters, digits and ``_``).
+Given the flows in code, the server first digests every stored flow's rows as
+:mod:`~alembic_pgflow.definition.row_digest` digests the code: a flow whose digests agree holds
+exactly what its code stores, so its shape is the code's, and only the other flows are read in
+full (in a no-op run, none: no definitions query at all). The queries that need no code run in
+a thread, begun before the flows in code are imported (:func:`begin_catalog_read`).
+
+The SQL is built only from this module's constants and, to leave out the flows already known,
+the code's slugs (which the DSL restricts to ASCII letters, digits and ``_``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
@@ -158,74 +161,115 @@ def read_catalog(
     Raises :class:`~alembic_pgflow.errors.PgflowSchemaMissingError` when the database has no
     pgflow definition tables.
     """
-    # Only slugs that can go into the SQL text as they are: ASCII letters, digits and "_" (the
-    # DSL allows no others).
-    digested = {
-        slug: flow
-        for slug, flow in (code or {}).items()
-        if flow.slug == slug and slug.isidentifier() and slug.isascii()
-    }
-    expected = _CodeDigests(digested)  # computed while the server works
+    with begin_catalog_read(connection, digests=bool(code)) as pending:
+        return pending.result(code)
+
+
+@contextmanager
+def begin_catalog_read(
+    connection: sqlalchemy.Connection | Any, *, digests: bool = True
+) -> Iterator[PendingCatalog]:
+    """Start reading the database's flows in a thread, so that the server works while the
+    caller imports the flows in code; :meth:`PendingCatalog.result` gives the catalog.
+
+    The connection is the thread's until ``result`` returns or the block ends (which waits for
+    the thread): the caller must not use it meanwhile. ``digests``: have the server digest
+    every flow's rows, for a ``result`` given the flows in code.
+    """
+    pending = PendingCatalog(_row_reader(connection), digests=digests)
     try:
-        return _read_catalog(_row_reader(connection), digested, expected)
+        yield pending
     finally:
-        expected.join()
+        pending.join()
 
 
-def _read_catalog(
-    rows: _Rows, digested: Mapping[str, Flow], expected: _CodeDigests
-) -> PgflowCatalog:
-    found = {(kind, name) for kind, name in rows(_CATALOG_SQL)}
-    columns = {name for kind, name in found if kind == "column"}
-    missing = [
-        table
-        for table in DEFINITION_TABLES
-        if not any(column.startswith(f"{table}.") for column in columns)
-    ]
-    if missing:
-        raise PgflowSchemaMissingError(
-            "the database has no pgflow definition schema (missing "
-            + ", ".join(f"pgflow.{table}" for table in missing)
-            + "): install pgflow in this database before managing flows"
+class PendingCatalog(threading.Thread):
+    """The queries that need no code, run in a thread of their own (started at once): which
+    tables, columns and functions the schema has, the server digest of every stored flow's
+    rows, and the server's limits."""
+
+    def __init__(self, rows: _Rows, *, digests: bool) -> None:
+        super().__init__(name="alembic_pgflow catalog", daemon=True)
+        self._rows = rows
+        self._digests = digests
+        self._found: set[tuple[str, str]] = set()
+        self._columns: set[str] = set()
+        self._stored_digests: dict[str, str] | None = None
+        """By slug; ``None`` when the server cannot digest rows as Python does."""
+        self._server: tuple[Any, ...] = ()
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._read()
+        except BaseException as error:  # raised again by result()
+            self._error = error
+
+    def _read(self) -> None:
+        self._found = {(kind, name) for kind, name in self._rows(_CATALOG_SQL)}
+        self._columns = {name for kind, name in self._found if kind == "column"}
+        missing = [
+            table
+            for table in DEFINITION_TABLES
+            if not any(column.startswith(f"{table}.") for column in self._columns)
+        ]
+        if missing:
+            raise PgflowSchemaMissingError(
+                "the database has no pgflow definition schema (missing "
+                + ", ".join(f"pgflow.{table}" for table in missing)
+                + "): install pgflow in this database before managing flows"
+            )
+        if self._digests and _DIGESTS_EVIDENCE in self._found:
+            self._stored_digests = dict(self._rows(_digests_sql(self._columns)))
+        (self._server,) = self._rows(_SERVER_SQL)
+
+    def result(self, code: Mapping[str, Flow] | None = None) -> PgflowCatalog:
+        """The catalog, reading in full only the stored flows whose rows are not exactly what
+        their flow in ``code`` stores (see :func:`read_catalog`)."""
+        # Only slugs that can go into the SQL text as they are: ASCII letters, digits and "_"
+        # (the DSL allows no others).
+        digested = {
+            slug: flow
+            for slug, flow in (code or {}).items()
+            if flow.slug == slug and slug.isidentifier() and slug.isascii()
+        }
+        code_digests = {slug: rows_digest(flow) for slug, flow in digested.items()}
+        self.join()
+        if self._error is not None:
+            raise self._error
+        found, columns, stored_digests = self._found, self._columns, self._stored_digests
+        features = frozenset(
+            feature for feature, evidence in _FEATURE_EVIDENCE.items() if evidence in found
         )
-    features = frozenset(
-        feature for feature, evidence in _FEATURE_EVIDENCE.items() if evidence in found
-    )
-    if _DIGESTS_EVIDENCE not in found:
-        digested = {}
-    documents: list[str] = []
-    same: list[str] = []
-    if digested:
-        ((stored_digests, document),) = rows(_definitions_sql(columns, digested=digested))
-        documents.append(document)
-        code_digests, differing = expected.result(), list[str]()
-        for slug, digest in json.loads(stored_digests):
-            (same if code_digests.get(slug) == digest else differing).append(slug)
-        if differing:
-            ((document,),) = rows(_definitions_sql(columns, only=differing))
-            documents.append(document)
-    else:
-        ((document,),) = rows(_definitions_sql(columns))
-        documents.append(document)
-    flows = {}
-    with paused_gc():
-        for slug in same:
-            flows[slug] = StoredFlow(shape=shape_of(digested[slug]))
-        # Big numbers stay Decimal: Python refuses to read integers of over 4300 digits.
-        for document in documents:
-            for slug, *flow_row, step_rows in json.loads(document, parse_int=Decimal):
+        same: list[str] = []
+        document: str | None = None
+        if stored_digests is None or not digested:
+            ((document,),) = self._rows(_definitions_sql(columns))
+        else:
+            same = [
+                slug for slug, digest in stored_digests.items() if code_digests.get(slug) == digest
+            ]
+            if len(same) < len(stored_digests):
+                ((document,),) = self._rows(_definitions_sql(columns, known=same))
+        flows = {}
+        with paused_gc():
+            for slug in same:
+                flows[slug] = StoredFlow(shape=shape_of(digested[slug]))
+            # Big numbers stay Decimal: Python refuses to read integers of over 4300 digits.
+            for slug, *flow_row, step_rows in json.loads(document or "[]", parse_int=Decimal):
                 flows[slug] = _stored_flow(slug, flow_row, step_rows)
-    if digested:
-        flows = dict(sorted(flows.items()))  # code points order as "C" does
-    ((has_pgmq, lock_table_size, queues),) = rows(_SERVER_SQL)
-    return PgflowCatalog(
-        features=features,
-        flows=flows,
-        has_pgmq=has_pgmq,
-        lock_table_size=lock_table_size,
-        release=detect_release(features, _DATA_LOSS_ARGUMENT in found),
-        queue_tables=frozenset(json.loads(queues)),
-    )
+        if same:
+            flows = dict(sorted(flows.items()))  # code points order as "C" does
+        has_pgmq, lock_table_size, queues = self._server
+        return PgflowCatalog(
+            features=features,
+            flows=flows,
+            has_pgmq=has_pgmq,
+            lock_table_size=lock_table_size,
+            release=detect_release(features, _DATA_LOSS_ARGUMENT in found),
+            queue_tables=frozenset(json.loads(queues)),
+        )
 
 
 def detect_release(features: frozenset[Feature], has_data_loss_argument: bool) -> PgflowRelease:
@@ -269,35 +313,6 @@ class _StepRow(NamedTuple):
     dependencies: list[str]
 
 
-class _CodeDigests(threading.Thread):
-    """:func:`~alembic_pgflow.definition.row_digest.rows_digest` of each flow, by slug,
-    computed in a thread of its own (started at once, if there are flows)."""
-
-    def __init__(self, flows: Mapping[str, Flow]) -> None:
-        super().__init__(name="alembic_pgflow row digests", daemon=True)
-        self._flows = flows
-        self._digests: dict[str, str] = {}
-        self._error: BaseException | None = None
-        if flows:
-            self.start()
-
-    def run(self) -> None:
-        try:
-            self._digests = {slug: rows_digest(flow) for slug, flow in self._flows.items()}
-        except BaseException as error:  # raised again by result()
-            self._error = error
-
-    def result(self) -> dict[str, str]:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._digests
-
-    def join(self, timeout: float | None = None) -> None:
-        if self.is_alive() or self.ident is not None:
-            super().join(timeout)
-
-
 def _slugs_sql(name: str, slugs: Sequence[str]) -> str:
     """A CTE ``name`` of the flow slugs ``slugs`` (plain slugs only)."""
     literal = json.dumps(list(slugs), separators=(",", ":"))
@@ -309,35 +324,29 @@ def _slugs_sql(name: str, slugs: Sequence[str]) -> str:
 )"""
 
 
-def _definitions_sql(
-    columns: set[str],
-    *,
-    digested: Mapping[str, Flow] | None = None,
-    only: Sequence[str] | None = None,
-) -> str:
-    """One JSON document: ``[[slug, max_attempts, base_delay, timeout, [[step...], ...]], ...]``,
-    built with joins and grouping (no query per flow or step).
+def _step_column(columns: set[str], name: str) -> str:
+    """A step column as the definitions and digests queries read it: the column, or pgflow's
+    default where the release lacks it."""
+    return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
 
-    With ``digested`` (flows by plain slug), a first column holds ``[[slug, digest], ...]``
-    (:mod:`~.row_digest`'s hex digest of the rows of each of these flows the database has), in
-    a JSON array, and the document holds only the other flows. With ``only`` (plain slugs),
-    the document holds only these flows."""
+
+def _queue_mode(columns: set[str]) -> str:
+    return "f.queue_mode" if "flows.queue_mode" in columns else "'flow'"
+
+
+def _definitions_sql(columns: set[str], *, known: Sequence[str] = ()) -> str:
+    """One JSON document: ``[[slug, max_attempts, base_delay, timeout, [[step...], ...]], ...]``,
+    built with joins and grouping (no query per flow or step); ``known`` (plain slugs): flows
+    to leave out."""
+    prefix, flow_filter, step_filter, deps_filter = "WITH ", "", "", ""
+    if known:
+        flow_filter = "WHERE f.flow_slug NOT IN (SELECT flow_slug FROM known)\n"
+        step_filter = "WHERE s.flow_slug NOT IN (SELECT flow_slug FROM known)\n  "
+        deps_filter = "WHERE d.flow_slug NOT IN (SELECT flow_slug FROM known)\n  "
+        prefix += _slugs_sql("known", known) + ", "
 
     def step_column(name: str) -> str:
-        return f"s.{name}" if f"steps.{name}" in columns else _OPTIONAL_STEP_COLUMNS[name]
-
-    queue_mode = "f.queue_mode" if "flows.queue_mode" in columns else "'flow'"
-    prefix, flow_filter, step_filter, deps_filter, digest_column = "WITH ", "", "", "", ""
-    if digested or only:
-        kept = "NOT IN" if digested else "IN"
-        flow_filter = f"WHERE f.flow_slug {kept} (SELECT flow_slug FROM chosen)\n"
-        step_filter = f"WHERE s.flow_slug {kept} (SELECT flow_slug FROM chosen)\n  "
-        deps_filter = f"WHERE d.flow_slug {kept} (SELECT flow_slug FROM chosen)\n  "
-        prefix += _slugs_sql("chosen", list(digested or only or ())) + ", "
-    if digested:
-        prefix += _digests_sql(step_column, queue_mode) + ", "
-        digest_column = "(SELECT coalesce(json_agg(json_build_array(flow_slug, digest)), "
-        digest_column += "'[]'::json) FROM digests)::text,\n  "
+        return _step_column(columns, name)
 
     return f"""\
 {prefix}step_deps AS (
@@ -357,8 +366,8 @@ def _definitions_sql(
   LEFT JOIN step_deps sd ON sd.flow_slug = s.flow_slug AND sd.step_slug = s.step_slug
   {step_filter}GROUP BY s.flow_slug
 )
-SELECT {digest_column}coalesce(json_agg(json_build_array(
-    f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {queue_mode},
+SELECT coalesce(json_agg(json_build_array(
+    f.flow_slug, f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {_queue_mode(columns)},
     coalesce(fs.steps, '[]'::json)
   ) ORDER BY f.flow_slug COLLATE "C"), '[]'::json)::text
 FROM pgflow.flows f
@@ -366,48 +375,43 @@ LEFT JOIN flow_steps fs ON fs.flow_slug = f.flow_slug
 {flow_filter}"""
 
 
-def _digests_sql(step_column: Any, queue_mode: str) -> str:
-    """CTEs ending in ``digests``: the slug and rows' digest of each flow in ``chosen`` that the
-    database has; the server writes each flow's rows as :mod:`~.row_digest`'s text, from
-    ``row(...)::text``."""
+def _digests_sql(columns: set[str]) -> str:
+    """The slug and rows' digest of every stored flow: the server writes each flow's rows as
+    :mod:`~.row_digest`'s text, from ``row(...)::text``, and hashes it as the code does."""
     step = ", ".join(
         [
             "s.step_slug",
             "s.step_index",
             "s.deps_count",
-            step_column("step_type"),
+            _step_column(columns, "step_type"),
             "s.opt_max_attempts",
             "s.opt_base_delay",
             "s.opt_timeout",
-            step_column("opt_start_delay"),
-            step_column("required_input_pattern"),
-            step_column("forbidden_input_pattern"),
-            step_column("when_unmet"),
-            step_column("when_exhausted"),
+            _step_column(columns, "opt_start_delay"),
+            _step_column(columns, "required_input_pattern"),
+            _step_column(columns, "forbidden_input_pattern"),
+            _step_column(columns, "when_unmet"),
+            _step_column(columns, "when_exhausted"),
         ]
     )
     return f"""\
-digest_steps AS (
+WITH digest_steps AS (
   SELECT s.flow_slug, string_agg(row({step})::text, ',' ORDER BY s.step_index) AS steps
   FROM pgflow.steps s
-  WHERE s.flow_slug IN (SELECT flow_slug FROM chosen)
   GROUP BY s.flow_slug
 ), digest_deps AS (
   SELECT d.flow_slug, string_agg(row(d.step_slug, d.dep_slug)::text,
       ',' ORDER BY d.step_slug COLLATE "C", d.dep_slug COLLATE "C") AS deps
   FROM pgflow.deps d
-  WHERE d.flow_slug IN (SELECT flow_slug FROM chosen)
   GROUP BY d.flow_slug
-), digests AS (
-  SELECT f.flow_slug, encode(sha256(convert_to('{DIGEST_PREFIX}'
-      || row(f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {queue_mode})::text
-      || '[' || coalesce(ds.steps, '') || '][' || coalesce(dd.deps, '') || ']', 'UTF8')),
-    'hex') AS digest
-  FROM pgflow.flows f
-  LEFT JOIN digest_steps ds ON ds.flow_slug = f.flow_slug
-  LEFT JOIN digest_deps dd ON dd.flow_slug = f.flow_slug
-  WHERE f.flow_slug IN (SELECT flow_slug FROM chosen)
-)"""
+)
+SELECT f.flow_slug, encode(sha256(convert_to('{DIGEST_PREFIX}'
+    || row(f.opt_max_attempts, f.opt_base_delay, f.opt_timeout, {_queue_mode(columns)})::text
+    || '[' || coalesce(ds.steps, '') || '][' || coalesce(dd.deps, '') || ']', 'UTF8')),
+  'hex')
+FROM pgflow.flows f
+LEFT JOIN digest_steps ds ON ds.flow_slug = f.flow_slug
+LEFT JOIN digest_deps dd ON dd.flow_slug = f.flow_slug"""
 
 
 def _shape(  # noqa: PLR0917 (one positional argument per column read)

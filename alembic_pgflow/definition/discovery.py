@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -109,6 +108,8 @@ def _submodules(package: ModuleType) -> Iterator[ModuleType]:
     path = getattr(package, "__path__", None)
     if path is None:
         return
+    import pkgutil  # only for packages: a plain module (the common case) does without
+
     names = sorted(info.name for info in pkgutil.iter_modules(path, package.__name__ + "."))
     for name in names:
         module = _import(name)

@@ -24,7 +24,7 @@ from alembic_pgflow.comparison.status import (
     compare,
     structure_change_report,
 )
-from alembic_pgflow.database.catalog import PgflowCatalog, read_catalog
+from alembic_pgflow.database.catalog import PgflowCatalog, begin_catalog_read
 from alembic_pgflow.definition.compiler import add_step_sql, create_flow_sql, shape_statements
 from alembic_pgflow.definition.discovery import discover
 from alembic_pgflow.definition.shape import FlowShape
@@ -98,14 +98,14 @@ def _stamp_revision_ids(opts: dict[str, Any]) -> None:
 
 def plan_operations(autogen_context: AutogenContext, settings: PgflowSettings) -> PgflowOps:
     """The flow operations for one autogenerate run, or an error that explains why none."""
-    found = discover(settings.modules)
-    code = found.flows
-    try:
-        catalog = read_catalog(
-            autogen_context.connection, {slug: item.flow for slug, item in code.items()}
-        )
-    except PgflowSchemaMissingError as error:
-        raise FlowMigrationError(str(error)) from error
+    # The server reads its catalog while the flow modules import.
+    with begin_catalog_read(autogen_context.connection) as pending:
+        found = discover(settings.modules)
+        code = found.flows
+        try:
+            catalog = pending.result({slug: item.flow for slug, item in code.items()})
+        except PgflowSchemaMissingError as error:
+            raise FlowMigrationError(str(error)) from error
     comparisons = [
         c for c in compare(code, catalog, found.retired) if _included(autogen_context, c)
     ]
